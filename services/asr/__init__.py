@@ -1,0 +1,1 @@
+"""Speech recognition: streaming Vosk, in-process or as a vosk-server-compatible service."""

@@ -1,0 +1,1 @@
+"""Code every service shares: audio helpers, settings, logging."""

@@ -1,0 +1,47 @@
+"""Settings for every service, read from VOICEBOT_* environment variables.
+
+The embedded defaults run the whole bot in one process with nothing configured; each field
+documents the variable that overrides it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    models_dir: Path = Field(ROOT / "models", description="where fetched models are installed")
+    models_src: Path | None = Field(None, description="offline copy of the model files to install from")
+    kb_dir: Path = ROOT / "knowledge_base"
+    data_dir: Path = Field(ROOT / "var", description="call records, TTS cache")
+
+    asr_model: Path | None = Field(
+        None, description="Vosk model folder; default: the installed vosk-model-small-ru-0.22"
+    )
+    asr_url: str | None = Field(None, description="ws:// URL of a standalone ASR service; none: in-process")
+    tts_engine: str = Field("auto", description="auto (Silero if installed, else eSpeak NG) | silero | espeak")
+    tts_url: str | None = Field(None, description="http:// URL of a standalone TTS service; none: in-process")
+    tts_speaker: str = "xenia"
+
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def vosk_model_path(self) -> Path:
+        return self.asr_model or self.models_dir / "vosk-model-small-ru-0.22"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

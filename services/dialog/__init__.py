@@ -1,0 +1,1 @@
+"""Dialog: the YAML knowledge base and matching caller phrases against it."""

@@ -1,0 +1,1 @@
+"""Media gateway: the call WebSocket, the web softphone, health and readiness."""

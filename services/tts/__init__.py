@@ -1,0 +1,1 @@
+"""Speech synthesis: Silero (default when installed) and eSpeak NG (always available)."""

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite drives for real: sox (test audio), Chromium and
+# Installs the Debian packages the test suite drives for real: sox and espeak-ng (test audio,
+# e.g. Korean speech for the Korean Vosk model), Chromium and
 # its driver (the softphone page), Russian Asterisk prompts (real Russian speech). The product
 # itself needs none of them. Without root it says what is missing and the affected tests skip.
 set -euo pipefail
 need=()
 command -v sox >/dev/null || need+=(sox)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
 [ -d /usr/share/asterisk/sounds/ru ] || need+=(asterisk-core-sounds-ru-wav)
 [ ${#need[@]} -eq 0 ] && exit 0

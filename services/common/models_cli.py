@@ -1,0 +1,82 @@
+"""`voicebot models fetch|status`: install the speech models and show what is installed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.common import modelstore
+from services.common.config import Settings
+
+models_app = typer.Typer(help="Install and inspect the speech models (models/manifest.yaml).")
+
+ManifestOption = Annotated[
+    Path, typer.Option("--manifest", help="Model manifest to use.", dir_okay=False)
+]
+
+_STATE_STYLE = {"verified": "green", "installed": "yellow", "missing": "red", "corrupt": "bold red"}
+
+
+@models_app.command("fetch")
+def fetch_command(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Models to install (default: every default model in the manifest)."),
+    ] = None,
+    manifest: ManifestOption = modelstore.MANIFEST_PATH,
+) -> None:
+    """Install models from VOICEBOT_MODELS_SRC or their official URLs, verifying checksums.
+
+    Exits non-zero when any model could not be installed, saying why and how to supply it.
+    """
+    out, err = Console(), Console(stderr=True)
+    try:
+        results = modelstore.fetch(Settings(), names, modelstore.load_manifest(manifest), err)
+    except (modelstore.ManifestError, modelstore.UnknownModel) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    for result in results:
+        if result.ok:
+            out.print(
+                f"[green]✓[/] {result.name}: {result.message} → {result.path}", highlight=False
+            )
+        else:
+            err.print(f"[red]✗ {result.name}:[/] {result.message}", highlight=False, soft_wrap=True)
+            if result.hint:
+                err.print(result.hint, highlight=False, soft_wrap=True)
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
+
+
+@models_app.command("status")
+def status_command(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Re-hash installed files against the manifest.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False,
+    manifest: ManifestOption = modelstore.MANIFEST_PATH,
+) -> None:
+    """Show each model: verified, installed (not by the fetcher), corrupt or missing."""
+    try:
+        rows = modelstore.status(Settings(), modelstore.load_manifest(manifest), verify=verify)
+    except modelstore.ManifestError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row.model_dump(mode="json"), ensure_ascii=False))
+        return
+    table = Table(title="Models")
+    for column in ("Model", "Kind", "State", "Licence", "Commercial", "Path", "Detail"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        name = row.name if row.default else f"{row.name} (optional)"
+        state = f"[{_STATE_STYLE[row.state]}]{row.state}[/]"
+        commercial = "yes" if row.commercial_use else "no"
+        table.add_row(name, row.kind, state, row.licence, commercial, str(row.path), row.detail)
+    Console().print(table)

@@ -28,6 +28,9 @@ def fetch_command(
         list[str] | None,
         typer.Argument(help="Models to install (default: every default model in the manifest)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Reinstall even if already installed and verified.")
+    ] = False,
     manifest: ManifestOption = modelstore.MANIFEST_PATH,
 ) -> None:
     """Install models from VOICEBOT_MODELS_SRC or their official URLs, verifying checksums.
@@ -36,7 +39,8 @@ def fetch_command(
     """
     out, err = Console(), Console(stderr=True)
     try:
-        results = modelstore.fetch(Settings(), names, modelstore.load_manifest(manifest), err)
+        manifest_ = modelstore.load_manifest(manifest)
+        results = modelstore.fetch(Settings(), names, manifest_, err, force=force)
     except (modelstore.ManifestError, modelstore.UnknownModel) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc

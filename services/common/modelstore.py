@@ -254,8 +254,9 @@ def fetch(
     names: Iterable[str] | None = None,
     manifest: Manifest | Path | None = None,
     console: Console | None = None,
+    force: bool = False,
 ) -> list[FetchResult]:
-    """Install the named models (default: every `default` model) that are not verified yet.
+    """Install the named models (default: every `default` model) not verified yet (or `force`).
 
     Raises UnknownModel for a name the manifest lacks; every other failure is reported per
     model in the result, with the previous install (if any) left untouched.
@@ -264,7 +265,7 @@ def fetch(
     results = []
     for name, spec in _manifest(manifest).select(names):
         folder = settings.models_dir / spec.install_dir
-        if is_verified(folder):
+        if is_verified(folder) and not force:
             results.append(
                 FetchResult(name=name, outcome="present", path=folder, message="already installed")
             )

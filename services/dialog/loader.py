@@ -1,0 +1,492 @@
+"""Read a knowledge base directory: YAML with line numbers, schema validation, editor-grade issues.
+
+`load_kb(dir)` returns the merged `KnowledgeBase` and every `Issue` found; a KB with any error
+is unusable (`KnowledgeBase.require` raises `KBInvalid`). Line numbers come from PyYAML's node
+marks, so every problem points at the line an editor has to change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from services.dialog import schema
+from services.dialog.schema import EntityList, KBFile, Scenario, Settings
+
+Path_ = tuple[str | int, ...]
+PLACEHOLDER = re.compile(r"\{(\w+)(?:\.(\w+))?\}")
+_GLOBAL_PLACEHOLDERS = {"prompt", "first", "second"}
+
+
+class Issue(BaseModel):
+    severity: Literal["error", "warning"]
+    file: str
+    line: int | None
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.severity}: {self.message}\n    fix: {self.fix}"
+
+
+class KBInvalid(Exception):
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        errors = [i for i in issues if i.severity == "error"]
+        super().__init__(
+            f"knowledge base has {len(errors)} error(s):\n" + "\n".join(map(str, errors))
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    file: str
+    lines: dict[Path_, int]
+
+    def line(self, path: Path_) -> int | None:
+        """Line of the deepest node on `path` (a missing key points at its parent)."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+
+@dataclass
+class KnowledgeBase:
+    """The merged, validated content of one KB directory: an immutable snapshot once loaded."""
+
+    directory: Path
+    settings: Settings
+    scenarios: dict[str, Scenario]
+    synonyms: dict[str, list[str]]
+    entities: dict[str, EntityList]
+    files: list[str] = field(default_factory=list)
+    # scenario id -> (source, path of the scenario inside its file), for lint messages
+    where: dict[str, tuple[Source, Path_]] = field(default_factory=dict)
+
+    def location(self, scenario_id: str, *sub: str | int) -> tuple[str, int | None]:
+        source, path = self.where[scenario_id]
+        return source.file, source.line((*path, *sub))
+
+
+# --- YAML with marks -------------------------------------------------------------------------
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int):
+        self.key, self.line = key, line
+
+
+def _to_python(
+    loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int]
+) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node)
+            if key in out:
+                raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _to_python(loader, value_node, (*path, key), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
+    return loader.construct_object(node)
+
+
+def parse_yaml(text: str) -> tuple[Any, dict[Path_, int]]:
+    """YAML → Python plus the line of every key and item.
+
+    Raises yaml.MarkedYAMLError or _DuplicateKey.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[Path_, int] = {}
+        return (None if node is None else _to_python(loader, node, (), lines)), lines
+    finally:
+        loader.dispose()
+
+
+# --- schema errors in editor words -----------------------------------------------------------
+
+
+def _field_names() -> list[str]:
+    names: set[str] = set()
+    for obj in vars(schema).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel):
+            names.update(obj.model_fields)
+    return sorted(names)
+
+
+def _schema_issue(file: str, source: Source, err: dict[str, Any]) -> Issue:
+    loc: Path_ = tuple(err["loc"])
+    line = source.line(loc)
+    where = ".".join(str(p) for p in loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        return Issue(
+            severity="error",
+            file=file,
+            line=line,
+            message=f"unknown key `{key}` (at {where})",
+            fix=f"{hint}Keys allowed here are in knowledge_base/README.md; remove or rename it.",
+        )
+    if kind == "missing":
+        return Issue(
+            severity="error",
+            file=file,
+            line=line,
+            message=f"required key `{loc[-1]}` is missing (at {where})",
+            fix=f"add `{loc[-1]}:` here",
+        )
+    return Issue(
+        severity="error",
+        file=file,
+        line=line,
+        message=f"{where}: {err['msg']}",
+        fix=f"correct the value (got {err.get('input')!r})",
+    )
+
+
+def _read_file(path: Path, root: Path) -> tuple[KBFile | None, Source, list[Issue]]:
+    name = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+    empty = Source(name, {})
+    try:
+        data, lines = parse_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        return (
+            None,
+            empty,
+            [
+                Issue(
+                    severity="error",
+                    file=name,
+                    line=None,
+                    message=f"not UTF-8 text: {exc}",
+                    fix="save the file in UTF-8 encoding",
+                )
+            ],
+        )
+    except _DuplicateKey as exc:
+        return (
+            None,
+            empty,
+            [
+                Issue(
+                    severity="error",
+                    file=name,
+                    line=exc.line,
+                    message=f"key `{exc.key}` appears twice in the same block",
+                    fix="keep one of them (YAML would silently drop the first)",
+                )
+            ],
+        )
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = f", column {mark.column + 1}" if mark else ""
+        return (
+            None,
+            empty,
+            [
+                Issue(
+                    severity="error",
+                    file=name,
+                    line=line,
+                    message=f"YAML syntax error{col}: {exc.problem}",
+                    fix="check indentation (spaces, not tabs), the colon after each key, "
+                    "and quotes around text containing `: ` or `#`",
+                )
+            ],
+        )
+    source = Source(name, lines)
+    if data is None:
+        return (
+            KBFile(),
+            source,
+            [
+                Issue(
+                    severity="warning",
+                    file=name,
+                    line=None,
+                    message="file is empty",
+                    fix="delete it or add scenarios",
+                )
+            ],
+        )
+    if not isinstance(data, dict):
+        return (
+            None,
+            source,
+            [
+                Issue(
+                    severity="error",
+                    file=name,
+                    line=1,
+                    message="the file must be a mapping with keys like `scenarios:`",
+                    fix="start the file with `scenarios:` (see knowledge_base/README.md)",
+                )
+            ],
+        )
+    try:
+        return KBFile.model_validate(data), source, []
+    except ValidationError as exc:
+        return None, source, [_schema_issue(name, source, e) for e in exc.errors()]
+
+
+# --- checks across files -----------------------------------------------------------------------
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower().replace("ё", "е")).split())
+
+
+def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
+    issues: list[Issue] = []
+
+    def add(severity: Literal["error", "warning"], sub: Path_, message: str, fix: str) -> None:
+        file, line = kb.location(sc.id, *sub)
+        issues.append(
+            Issue(
+                severity=severity,
+                file=file,
+                line=line,
+                message=f"scenario `{sc.id}`: {message}",
+                fix=fix,
+            )
+        )
+
+    if not sc.examples:
+        add(
+            "error",
+            ("examples",),
+            "has no example questions, so no caller can ever reach it",
+            "add a few `examples:` the way callers would ask",
+        )
+    if sc.action != "repeat":
+        if not sc.answers:
+            add(
+                "error",
+                ("answers",),
+                "has no answer",
+                "add `answers:` with at least one text to say",
+            )
+        for i, text in enumerate(sc.answers):
+            if not text.strip():
+                add(
+                    "error",
+                    ("answers", i),
+                    "answer text is empty",
+                    "write the answer or delete this line",
+                )
+    seen: set[str] = set()
+    for i, text in enumerate(sc.examples):
+        key = _plain(text)
+        if not key:
+            add(
+                "error",
+                ("examples", i),
+                "example question is empty",
+                "write the question or delete this line",
+            )
+        elif key in seen:
+            add(
+                "warning",
+                ("examples", i),
+                f"example «{text}» is listed twice",
+                "delete the repeated line",
+            )
+        seen.add(key)
+    for name, slot in sc.slots.items():
+        if slot.entity not in kb.entities:
+            close = difflib.get_close_matches(slot.entity, list(kb.entities), n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            add(
+                "error",
+                ("slots", name, "entity"),
+                f"slot `{name}` uses unknown entity list `{slot.entity}`",
+                f"define `entities: {slot.entity}:` in a KB file, or correct the name.{hint}",
+            )
+    texts = [("answers", i, t) for i, t in enumerate(sc.answers)]
+    if sc.followup:
+        texts.append(("followup", 0, sc.followup))
+    for key, i, text in texts:
+        sub: Path_ = (key, i) if key == "answers" else (key,)
+        for m in PLACEHOLDER.finditer(text):
+            name, attr = m.group(1), m.group(2)
+            slot = sc.slots.get(name)
+            if slot is None:
+                add(
+                    "error",
+                    sub,
+                    f"the answer uses {{{name}}} but the scenario has no slot `{name}`",
+                    f"add `slots: {name}: {{entity: …, prompt: …}}` or remove {{{name}}}",
+                )
+            elif attr and slot.entity in kb.entities:
+                ent = kb.entities[slot.entity]
+                missing = [
+                    v.name for v in ent.values if attr not in v.attrs and attr not in ent.defaults
+                ]
+                if missing:
+                    add(
+                        "error",
+                        sub,
+                        f"{{{name}.{attr}}}: values without `{attr}`: {', '.join(missing[:5])}",
+                        f"give them `attrs: {{{attr}: …}}` or the list `defaults: {{{attr}: …}}`",
+                    )
+    return issues
+
+
+def _merge(
+    files: list[tuple[KBFile, Source]], directory: Path
+) -> tuple[KnowledgeBase, list[Issue]]:
+    issues: list[Issue] = []
+    settings: Settings | None = None
+    settings_file = ""
+    kb = KnowledgeBase(directory, Settings(), {}, {}, {}, files=[s.file for _, s in files])
+    synonym_owner: dict[str, str] = {}
+    for data, source in files:
+        if data.settings is not None:
+            if settings is not None:
+                issues.append(
+                    Issue(
+                        severity="error",
+                        file=source.file,
+                        line=source.line(("settings",)),
+                        message=f"`settings:` is already defined in {settings_file}",
+                        fix="keep one `settings:` block for the whole knowledge base",
+                    )
+                )
+            else:
+                settings, settings_file = data.settings, source.file
+        for i, sc in enumerate(data.scenarios):
+            if sc.id in kb.scenarios:
+                first_file, first_line = kb.location(sc.id)
+                issues.append(
+                    Issue(
+                        severity="error",
+                        file=source.file,
+                        line=source.line(("scenarios", i, "id")),
+                        message=f"duplicate scenario id `{sc.id}` (also {first_file}:{first_line})",
+                        fix="give each scenario its own id, or merge the two scenarios",
+                    )
+                )
+                continue
+            kb.scenarios[sc.id] = sc
+            kb.where[sc.id] = (source, ("scenarios", i))
+        for name, lst in data.entities.items():
+            if name in kb.entities:
+                issues.append(
+                    Issue(
+                        severity="error",
+                        file=source.file,
+                        line=source.line(("entities", name)),
+                        message=f"entity list `{name}` is defined twice",
+                        fix="keep one list with this name, or rename one",
+                    )
+                )
+            kb.entities[name] = lst
+        for canon, variants in data.synonyms.items():
+            if canon in kb.synonyms:
+                issues.append(
+                    Issue(
+                        severity="error",
+                        file=source.file,
+                        line=source.line(("synonyms", canon)),
+                        message=f"synonym group `{canon}` is defined twice",
+                        fix="merge the variants into one group",
+                    )
+                )
+            for variant in variants:
+                owner = synonym_owner.setdefault(_plain(variant), canon)
+                if owner != canon:
+                    issues.append(
+                        Issue(
+                            severity="warning",
+                            file=source.file,
+                            line=source.line(("synonyms", canon)),
+                            message=f"«{variant}» is a synonym of both `{owner}` and `{canon}`",
+                            fix="keep it in one group only",
+                        )
+                    )
+            kb.synonyms[canon] = variants
+    kb.settings = settings or Settings()
+    if not kb.scenarios:
+        issues.append(
+            Issue(
+                severity="error",
+                file=str(directory),
+                line=None,
+                message="no scenarios found",
+                fix="add YAML files with a `scenarios:` list",
+            )
+        )
+    owner_of: dict[str, str] = {}
+    for sc in kb.scenarios.values():
+        issues.extend(_check_scenario(sc, kb))
+        for i, text in enumerate(sc.examples):
+            key = _plain(text)
+            other = owner_of.setdefault(key, sc.id)
+            if key and other != sc.id:
+                file, line = kb.location(sc.id, "examples", i)
+                ofile, oline = kb.location(other)
+                issues.append(
+                    Issue(
+                        severity="error",
+                        file=file,
+                        line=line,
+                        message=f"example «{text}» belongs to two scenarios: "
+                        f"`{other}` ({ofile}:{oline}) "
+                        f"and `{sc.id}`",
+                        fix="keep it in the one scenario it really asks about",
+                    )
+                )
+    return kb, issues
+
+
+def load_kb(directory: Path) -> tuple[KnowledgeBase | None, list[Issue]]:
+    """Load and validate every *.yaml/*.yml under `directory`. None when any error was found."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None, [
+            Issue(
+                severity="error",
+                file=str(directory),
+                line=None,
+                message="knowledge base directory not found",
+                fix="pass the folder holding the YAML files (default: knowledge_base/)",
+            )
+        ]
+    paths = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    issues: list[Issue] = []
+    good: list[tuple[KBFile, Source]] = []
+    for path in paths:
+        data, source, found = _read_file(path, directory)
+        issues.extend(found)
+        if data is not None:
+            good.append((data, source))
+    kb, merged = _merge(good, directory)
+    issues.extend(merged)
+    if any(i.severity == "error" for i in issues):
+        return None, issues
+    return kb, issues
+
+
+def require_kb(directory: Path) -> tuple[KnowledgeBase, list[Issue]]:
+    """`load_kb` that raises KBInvalid on errors (warnings are returned)."""
+    kb, issues = load_kb(directory)
+    if kb is None:
+        raise KBInvalid(issues)
+    return kb, issues

@@ -1,0 +1,207 @@
+"""Russian text normalization before matching: what a caller said → comparable lemmas.
+
+Both the KB examples and callers' utterances go through the same `Normalizer`, so whatever
+it does (lemmas, dropped fillers, digits for number words, KB synonyms) applies to both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+import pymorphy3
+
+# Said while thinking or to get attention; removed as whole phrases before lemmatization.
+FILLERS = (
+    "алло",
+    "девушка",
+    "молодой человек",
+    "скажите пожалуйста",
+    "подскажите пожалуйста",
+    "скажите",
+    "подскажите",
+    "пожалуйста",
+    "здравствуйте",
+    "добрый день",
+    "доброе утро",
+    "добрый вечер",
+    "ну",
+    "вот",
+    "значит",
+    "короче",
+    "как бы",
+    "это самое",
+    "слушайте",
+    "понимаете",
+    "так",
+    "блин",
+    "извините",
+)
+_HESITATION = re.compile(r"^(?:э+|м+|эм+|хм+|а-а+|ммм+)$")
+# Parts of speech without topic: prepositions, conjunctions, particles, interjections, pronouns.
+_DROP_POS = {"PREP", "CONJ", "PRCL", "INTJ", "NPRO"}
+_KEEP = {"не", "нет"}
+_PROPER = frozenset(
+    {"Geox", "Surn", "Name", "Patr", "Orgn"}
+)  # negation changes the meaning: «не работает», «нет света»
+
+_UNITS = {
+    "ноль": 0,
+    "один": 1,
+    "два": 2,
+    "три": 3,
+    "четыре": 4,
+    "пять": 5,
+    "шесть": 6,
+    "семь": 7,
+    "восемь": 8,
+    "девять": 9,
+    "десять": 10,
+    "одиннадцать": 11,
+    "двенадцать": 12,
+    "тринадцать": 13,
+    "четырнадцать": 14,
+    "пятнадцать": 15,
+    "шестнадцать": 16,
+    "семнадцать": 17,
+    "восемнадцать": 18,
+    "девятнадцать": 19,
+}
+_TENS = {
+    "двадцать": 20,
+    "тридцать": 30,
+    "сорок": 40,
+    "пятьдесят": 50,
+    "шестьдесят": 60,
+    "семьдесят": 70,
+    "восемьдесят": 80,
+    "девяносто": 90,
+}
+_HUNDREDS = {
+    "сто": 100,
+    "двести": 200,
+    "триста": 300,
+    "четыреста": 400,
+    "пятьсот": 500,
+    "шестьсот": 600,
+    "семьсот": 700,
+    "восемьсот": 800,
+    "девятьсот": 900,
+}
+_WORD = re.compile(r"[a-zа-я0-9]+")
+
+_morph: pymorphy3.MorphAnalyzer | None = None
+
+
+def _analyzer() -> pymorphy3.MorphAnalyzer:
+    global _morph
+    if _morph is None:
+        _morph = pymorphy3.MorphAnalyzer()
+    return _morph
+
+
+@lru_cache(maxsize=200_000)
+def lemma(word: str) -> tuple[str, str | None]:
+    """(normal form, part of speech) of one lower-case word; cached: callers repeat words a lot."""
+    if not word.isalpha():
+        return word, None
+    parses = _analyzer().parse(word)
+    # «Тверская» parses first as a street (Geox); the adjective keeps «Тверская/в Тверской» equal.
+    parse = next((p for p in parses if not _PROPER & p.tag.grammemes), parses[0])
+    return parse.normal_form.replace("ё", "е"), parse.tag.POS
+
+
+def words(text: str) -> list[str]:
+    """Lower case, ё→е, punctuation and hyphens become word breaks."""
+    return _WORD.findall(text.lower().replace("ё", "е"))
+
+
+def _number_value(word: str) -> tuple[int, int] | None:
+    """(value, rank) of a number word lemma: rank 1 units/teens, 2 tens, 3 hundreds, 4 thousand."""
+    if word in _UNITS:
+        return _UNITS[word], 1
+    if word in _TENS:
+        return _TENS[word], 2
+    if word in _HUNDREDS:
+        return _HUNDREDS[word], 3
+    if word == "тысяча":
+        return 1000, 4
+    return None
+
+
+def numbers_to_digits(lemmas: list[str]) -> list[str]:
+    """«сто двадцать два» → «122»; a smaller-or-equal rank starts a new number (phone digits)."""
+    out: list[str] = []
+    value, last_rank = 0, 9  # last_rank 9: no number open
+    for word in lemmas:
+        parsed = _number_value(word)
+        if parsed is None:
+            if last_rank != 9:
+                out.append(str(value))
+                value, last_rank = 0, 9
+            out.append(word)
+            continue
+        number, rank = parsed
+        if rank == 4:  # «две тысячи»: multiplies what came before
+            value, last_rank = max(value, 1) * 1000, 4
+        elif last_rank == 9 or rank < last_rank:
+            value, last_rank = value + number if last_rank != 9 else number, rank
+        else:
+            out.append(str(value))
+            value, last_rank = number, rank
+    if last_rank != 9:
+        out.append(str(value))
+    return out
+
+
+def _replace_phrases(
+    tokens: list[str], table: Mapping[tuple[str, ...], tuple[str, ...]]
+) -> list[str]:
+    """Greedy longest-first replacement of token sequences (table keys) by their values."""
+    if not table:
+        return tokens
+    longest = max(len(k) for k in table)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for n in range(min(longest, len(tokens) - i), 0, -1):
+            key = tuple(tokens[i : i + n])
+            if key in table:
+                out.extend(table[key])
+                i += n
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
+class Normalizer:
+    """Text → list of normalized tokens (lemmas, digits, canonical synonyms)."""
+
+    def __init__(
+        self, synonyms: Mapping[str, Iterable[str]] | None = None, fillers: Iterable[str] = ()
+    ):
+        self._fillers = {tuple(words(f)): () for f in (*FILLERS, *fillers)}
+        self._synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for canonical, variants in (synonyms or {}).items():
+            target = tuple(self.tokens(canonical))
+            for variant in variants:
+                source = tuple(self.tokens(variant))
+                if source and source != target:
+                    self._synonyms[source] = target
+
+    def tokens(self, text: str) -> list[str]:
+        surface = [w for w in words(text) if not _HESITATION.match(w)]
+        surface = _replace_phrases(surface, self._fillers)
+        lemmas = []
+        for word in surface:
+            form, pos = lemma(word)
+            if pos in _DROP_POS and form not in _KEEP:
+                continue
+            lemmas.append(form)
+        return _replace_phrases(numbers_to_digits(lemmas), self._synonyms)
+
+    def __call__(self, text: str) -> str:
+        return " ".join(self.tokens(text))

@@ -1,0 +1,151 @@
+"""The knowledge base format: what an editor may write in a YAML file of `knowledge_base/`.
+
+Every YAML file of the directory is one `KBFile`; any file may hold scenarios, shared synonym
+dictionaries, entity lists and (in one file only) the KB-wide settings. `voicebot kb schema`
+exports this model as JSON Schema for editors' tooling.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a misspelt key must never be silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Handoff(_Strict):
+    """Transfer the call to people after (or instead of) saying the answer."""
+
+    queue: str = Field(description="queue the call goes to, e.g. `operators`, `complaints`")
+    skill: str | None = Field(None, description="operator skill required, e.g. `covid`")
+
+
+class Slot(_Strict):
+    """A value the answer needs from the caller, taken from an entity list."""
+
+    entity: str = Field(description="name of an entity list (`entities:` in any file)")
+    prompt: str = Field(
+        description="question asked when the caller did not say it, e.g. «В каком регионе?»"
+    )
+
+
+class Scenario(_Strict):
+    """One question the hotline answers."""
+
+    id: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$", description="unique id, latin lower case: `line_hours`"
+    )
+    title: str = Field(
+        min_length=1, description="what the scenario is about, for editors and reports"
+    )
+    topic: str | None = Field(
+        None, description="how the bot names it in «Вы имеете в виду … или …?»; default: title"
+    )
+    examples: list[str] = Field(
+        default_factory=list, description="caller questions, the more natural the better"
+    )
+    keywords: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=dict,
+        description="word or phrase → weight 0..1: how strongly it alone points to this scenario",
+    )
+    answers: list[str] = Field(
+        default_factory=list, description="answer variants; the bot rotates them so repeats differ"
+    )
+    followup: str | None = Field(
+        None, description="question asked after the answer, e.g. «Подсказать что-то ещё?»"
+    )
+    handoff: Handoff | None = Field(
+        None, description="transfer the call to a queue after the answer"
+    )
+    action: Literal["answer", "repeat", "end_call"] = Field(
+        "answer",
+        description="`repeat`: say the last answer again; `end_call`: hang up after the answer",
+    )
+    slots: dict[str, Slot] = Field(
+        default_factory=dict, description="values used as {name} in answers"
+    )
+    in_context: list[str] = Field(
+        default_factory=list,
+        description="short follow-ups understood right after this answer: «а в выходные?»",
+    )
+    tests: list[str] = Field(
+        default_factory=list, description="phrases `voicebot kb test` checks match this scenario"
+    )
+
+    @property
+    def display_topic(self) -> str:
+        return self.topic or self.title
+
+
+class EntityValue(_Strict):
+    name: str = Field(
+        min_length=1, description="canonical name, said back to the caller: «Тверская область»"
+    )
+    synonyms: list[str] = Field(
+        default_factory=list, description="other ways callers say it: «Тверь», «Подмосковье»"
+    )
+    attrs: dict[str, str] = Field(
+        default_factory=dict, description="facts used in answers as {slot.attr}, e.g. phones"
+    )
+
+
+class EntityList(_Strict):
+    defaults: dict[str, str] = Field(
+        default_factory=dict, description="attrs for values that lack their own"
+    )
+    values: list[EntityValue] = Field(min_length=1)
+
+
+class MatchingSettings(_Strict):
+    """How sure the bot must be. Defaults come from bench/kb_eval.py (services/dialog/README.md)."""
+
+    answer_threshold: float = Field(0.5, ge=0, le=1, description="confidence needed to answer")
+    clarify_threshold: float = Field(
+        0.2, ge=0, le=1, description="both top scenarios above this: ask which"
+    )
+    clarify_margin: float = Field(
+        0.12, ge=0, le=1, description="raw score gap under which two scenarios are «close»"
+    )
+    calibration: tuple[float, float, float] = Field(
+        (12.0, 6.0, -7.0),
+        description="confidence = sigmoid(a·score + b·margin + c), fitted on the eval set",
+    )
+
+
+class Settings(_Strict):
+    greeting: str = "Здравствуйте! Это справочная линия. Задайте ваш вопрос."
+    clarify: str = Field(
+        "Вы имеете в виду {first} или {second}?", description="{first}, {second}: scenario topics"
+    )
+    not_understood: str = "Извините, я не расслышал. Повторите, пожалуйста, другими словами."
+    handoff: str = Field(
+        "Соединяю вас с оператором, оставайтесь на линии.",
+        description="said when the bot is not sure",
+    )
+    handoff_queue: str = "operators"
+    nothing_to_repeat: str = "Я ещё ничего не сказал. Задайте ваш вопрос."
+    slot_retry: str = Field(
+        "Не расслышал. {prompt}", description="{prompt}: the slot question again"
+    )
+    fillers: list[str] = Field(
+        default_factory=list, description="extra filler words or phrases removed before matching"
+    )
+    matching: MatchingSettings = Field(default_factory=MatchingSettings)
+
+
+class KBFile(_Strict):
+    """One YAML file of the knowledge base directory."""
+
+    settings: Settings | None = None
+    scenarios: list[Scenario] = Field(default_factory=list)
+    synonyms: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="canonical word → variants callers say; shared by all scenarios",
+    )
+    entities: dict[str, EntityList] = Field(
+        default_factory=dict, description="entity lists for slots"
+    )

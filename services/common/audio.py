@@ -28,6 +28,24 @@ def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
     return np.asarray(out, dtype="<i2").tobytes()
 
 
+class StreamResampler:
+    """`resample` for a live stream: soxr keeps its filter state from chunk to chunk (resampling
+    each chunk alone would click at every boundary). soxr works in blocks, so output trails
+    input by up to ~100 ms until `flush()`."""
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        self._soxr = soxr.ResampleStream(src_rate, dst_rate, 1, dtype="int16", quality="HQ")
+
+    def push(self, pcm: bytes) -> bytes:
+        return self._soxr.resample_chunk(np.frombuffer(pcm, dtype="<i2")).astype("<i2").tobytes()
+
+    def flush(self) -> bytes:
+        """The tail still in the filter; afterwards the resampler starts a fresh stream."""
+        tail = self._soxr.resample_chunk(np.zeros(0, dtype="<i2"), last=True)
+        self._soxr.clear()
+        return tail.astype("<i2").tobytes()
+
+
 def float_to_pcm16(samples: np.ndarray) -> bytes:
     clipped = np.clip(samples, -1.0, 1.0)
     return (clipped * 32767.0).astype("<i2").tobytes()

@@ -1,0 +1,136 @@
+"""Speech recognition engines: embedded Vosk, or a client of a standalone ASR service.
+
+One `vosk.Model` (hundreds of MB) is loaded once and shared by every stream; each stream has its
+own `KaldiRecognizer`, decoded in the shared bounded pool so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.asr import metrics
+from services.asr.base import Endpointing, Hypothesis, SpeechRecognizer
+from services.asr.decoder import Decoder, DecoderOptions
+from services.asr.pool import DecoderPool
+from services.asr.telephony import check_format
+from services.common.config import Settings
+
+if TYPE_CHECKING:
+    import vosk
+
+
+class ModelUnavailable(Exception):
+    """The speech model is not installed; `reason` says how to get it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def model_sample_rate(model_path: Path) -> int:
+    """The rate the model's features are computed at (Kaldi's default is 16 kHz)."""
+    conf = model_path / "conf" / "mfcc.conf"
+    text = conf.read_text() if conf.is_file() else ""
+    match = re.search(r"--sample-frequency=(\d+)", text)
+    return int(match.group(1)) if match else 16000
+
+
+class VoskStream:
+    """One call's recognition stream (implements base.RecognitionStream)."""
+
+    def __init__(self, pool: DecoderPool, decoder: Decoder) -> None:
+        self._pool, self._decoder = pool, decoder
+        self._closed = False
+
+    async def feed(self, pcm: bytes) -> Hypothesis:
+        if len(pcm) % 2:
+            raise ValueError(f"odd-length PCM chunk ({len(pcm)} bytes): 16-bit samples expected")
+        started = time.monotonic()
+        hyp = await self._pool.run(self._decoder.accept, pcm)
+        metrics.LAG.labels("final" if hyp.final else "partial").observe(time.monotonic() - started)
+        return hyp
+
+    async def finish(self) -> Hypothesis:
+        started = time.monotonic()
+        hyp = await self._pool.run(self._decoder.flush)
+        metrics.LAG.labels("final").observe(time.monotonic() - started)
+        return hyp
+
+    async def set_phrases(self, phrases: list[str] | None) -> None:
+        self._decoder.set_phrases(phrases)
+
+    async def set_endpointing(self, endpointing: Endpointing) -> None:
+        self._decoder.set_endpointing(endpointing)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pool.release()
+
+
+class VoskRecognizer:
+    """Embedded Vosk (implements base.SpeechRecognizer)."""
+
+    name = "vosk"
+
+    def __init__(self, model_path: Path, pool: DecoderPool | None = None) -> None:
+        if not (model_path / "am" / "final.mdl").is_file():
+            raise ModelUnavailable(
+                f"Vosk model not installed at {model_path}: run `voicebot models fetch` "
+                "(or set VOICEBOT_ASR_MODEL to an unpacked Vosk model folder)"
+            )
+        import vosk  # heavy: only when a recognizer is really made
+
+        vosk.SetLogLevel(-1)
+        started = time.monotonic()
+        self.model: vosk.Model = vosk.Model(str(model_path))
+        self.load_s = time.monotonic() - started
+        self.model_path = model_path
+        self.model_rate = model_sample_rate(model_path)
+        # Runtime grammars need a lookahead model (HCLr.fst + Gr.fst), not a static HCLG.fst.
+        self.grammar = (model_path / "graph" / "HCLr.fst").is_file()
+        self.pool = pool or DecoderPool()
+
+    async def open_stream(
+        self,
+        sample_rate: int,
+        phrases: list[str] | None = None,
+        endpointing: Endpointing | None = None,
+        *,
+        words: bool = True,
+        max_alternatives: int = 0,
+    ) -> VoskStream:
+        rate = check_format(sample_rate)
+        self.pool.admit()
+        try:
+            options = DecoderOptions(phrases, endpointing or Endpointing(), words, max_alternatives)
+            decoder = await self.pool.run(Decoder, self.model, self.model_rate, rate, options)
+        except BaseException:
+            self.pool.release()
+            raise
+        return VoskStream(self.pool, decoder)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "engine": "vosk",
+            "mode": "embedded",
+            "loaded": True,
+            "model": str(self.model_path),
+            "model_rate": self.model_rate,
+            "grammar": self.grammar,
+            "load_s": round(self.load_s, 2),
+            **self.pool.describe(),
+        }
+
+
+def load_recognizer(settings: Settings, pool: DecoderPool | None = None) -> SpeechRecognizer:
+    """The recognizer the settings ask for: a standalone ASR service when `asr_url` is set,
+    else Vosk in this process (ModelUnavailable when its model is not installed)."""
+    if settings.asr_url:
+        from services.asr.remote import RemoteRecognizer
+
+        return RemoteRecognizer(settings.asr_url)
+    return VoskRecognizer(settings.vosk_model_path, pool)

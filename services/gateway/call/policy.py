@@ -1,0 +1,38 @@
+"""How the bot takes turns: timeouts, limits and the words it says on its own (VOICEBOT_CALL_*)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CallPolicy(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_CALL_", extra="ignore")
+
+    # Endpointing: caller's turn ends after this much silence following speech (VAD).
+    endpoint_silence_ms: int = 500
+    # Barge-in: caller speech this long during bot playback stops it (shorter noises don't).
+    barge_in: bool = True
+    barge_in_min_speech_ms: int = 120
+    # Speech probability needed while the bot is quiet / while it talks (echo makes it noisier).
+    vad_threshold: float = 0.5
+    vad_threshold_speaking: float = 0.7
+    # Inbound peaks above this share of the bot's own recent output are the caller, not echo
+    # (a phone line's echo return loss is ~15-20 dB; 0.3 is -10.5 dB).
+    echo_ratio: float = 0.3
+    echo_tail_ms: int = 300
+    # Silence: reprompt after this many seconds without speech, at most `max_reprompts` times,
+    # then `silence_action` (transfer | goodbye).
+    silence_timeout_s: float = 8.0
+    max_reprompts: int = 2
+    silence_action: str = "transfer"
+    # No-match: this many "didn't understand" turns in a row hand the call to an operator.
+    max_nomatch: int = 2
+    # DTMF: these keys reach an operator at any time; other digits form one entry, closed by
+    # "#" or by a pause of `dtmf_interdigit_s`.
+    transfer_digits: str = "0*"
+    dtmf_interdigit_s: float = 1.5
+    operator_queue: str = "operators"
+
+    reprompt_text: str = "Вы меня слышите? Задайте, пожалуйста, ваш вопрос."
+    transfer_text: str = "Соединяю вас с оператором. Пожалуйста, оставайтесь на линии."
+    goodbye_text: str = "Не слышу вас. Перезвоните, пожалуйста. До свидания!"

@@ -1,0 +1,121 @@
+"""The engines a gateway process loads once and every call shares.
+
+ASR may be missing (no model installed): the gateway then runs degraded — typed and DTMF input
+still work — and says why in /readyz. TTS never fails for lack of Silero (eSpeak NG fallback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from services.asr.base import SpeechRecognizer
+from services.common.config import Settings
+from services.common.logging import get_logger
+from services.dialog.base import DialogSession
+from services.tts.base import SpeechSynthesizer
+
+log = get_logger("gateway.engines")
+
+
+class Dialog(Protocol):
+    def new_session(self) -> DialogSession: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+
+class CachedSpeech:
+    """TTS with an LRU of rendered replies: a knowledge base repeats the same answers all day."""
+
+    def __init__(self, synthesizer: SpeechSynthesizer, capacity: int = 512) -> None:
+        self.synthesizer = synthesizer
+        self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._capacity = capacity
+        self.hits = self.misses = 0
+
+    async def synthesize(self, text: str, sample_rate: int) -> bytes:
+        key = (text, sample_rate)
+        if key in self._cache:
+            self.hits += 1
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        self.misses += 1
+        pcm = await self.synthesizer.synthesize(text, sample_rate)
+        self._cache[key] = pcm
+        if len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+        return pcm
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **self.synthesizer.describe(),
+            "cache": {"entries": len(self._cache), "hits": self.hits, "misses": self.misses},
+        }
+
+
+@dataclass
+class Engines:
+    speech: CachedSpeech
+    dialog: Dialog
+    recognizer: SpeechRecognizer | None
+    degraded: list[str] = field(default_factory=list)  # why the bot works with less than it should
+    vad: bool = True  # silero-vad available for barge-in and endpointing
+
+    async def new_vad(self, sample_rate: int) -> Any:
+        """A per-call VAD (Silero keeps per-stream state); None when silero-vad is unavailable."""
+        if not self.vad:
+            return None
+        from services.gateway.call.vad import VoiceActivity, load_vad_model
+
+        return VoiceActivity(sample_rate, await asyncio.to_thread(load_vad_model))
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "asr": self.recognizer.describe() if self.recognizer else {"loaded": False},
+            "tts": self.speech.describe(),
+            "dialog": self.dialog.describe(),
+            "vad": {"engine": "silero-vad", "loaded": self.vad},
+        }
+
+
+def tts_fallback_reason(synthesizer: SpeechSynthesizer, settings: Settings) -> str | None:
+    """Running on eSpeak NG although Silero was wanted: say so (the bot sounds worse)."""
+    info = synthesizer.describe()
+    if info.get("engine") == "silero" or settings.tts_engine == "espeak":
+        return None
+    why = info.get("fallback_reason") or info.get("reason") or "Silero weights are not installed"
+    return f"TTS fell back to eSpeak NG because {why}"
+
+
+def load_engines(settings: Settings) -> Engines:
+    """Load every engine once; slow (models), so the app runs it off the event loop."""
+    from services.asr.engine import ModelUnavailable, load_recognizer
+    from services.dialog.engine import DialogEngine
+    from services.tts.engine import load_synthesizer
+
+    degraded: list[str] = []
+    recognizer: SpeechRecognizer | None
+    try:
+        recognizer = load_recognizer(settings)
+    except ModelUnavailable as exc:
+        recognizer = None
+        degraded.append(f"speech recognition unavailable ({exc.reason}); typed and DTMF input only")
+    synthesizer = load_synthesizer(settings)
+    if reason := tts_fallback_reason(synthesizer, settings):
+        degraded.append(reason)
+    dialog = DialogEngine.load(settings.kb_dir)
+    try:
+        import silero_vad  # noqa: F401
+
+        vad = True
+    except ImportError:
+        vad = False
+        degraded.append("silero-vad not installed: no barge-in, endpointing by the recognizer only")
+    for reason in degraded:
+        log.warning("degraded", reason=reason)
+    return Engines(CachedSpeech(synthesizer), dialog, recognizer, degraded, vad)

@@ -1,0 +1,103 @@
+"""Small stand-ins for the engines, ONLY for unit tests of the call engine around them.
+
+The evidence that features work is the end-to-end tests with the real engines (test_e2e_*.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.asr.base import Hypothesis
+from services.dialog.base import Reply
+from services.gateway.engines import CachedSpeech, Engines
+
+
+class FakeStream:
+    """Hears "вопрос" once 10 loud frames arrived; a final on finish()."""
+
+    def __init__(self) -> None:
+        self.loud = 0
+        self.closed = False
+
+    async def feed(self, pcm: bytes) -> Hypothesis:
+        if np.abs(np.frombuffer(pcm, "<i2")).max(initial=0) > 1000:
+            self.loud += 1
+        return Hypothesis(text="вопрос" if self.loud >= 10 else "", final=False)
+
+    async def finish(self) -> Hypothesis:
+        text, self.loud = ("вопрос" if self.loud >= 10 else ""), 0
+        return Hypothesis(text=text, final=True)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeRecognizer:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.streams: list[FakeStream] = []
+
+    async def open_stream(self, sample_rate, phrases=None, endpointing=None):
+        self.streams.append(FakeStream())
+        return self.streams[-1]
+
+    def describe(self):
+        return {"engine": "fake"}
+
+
+class FakeSynth:
+    name = "fake"
+
+    def __init__(self, seconds: float = 0.2) -> None:
+        self.seconds = seconds
+
+    async def synthesize(self, text: str, sample_rate: int) -> bytes:
+        t = np.arange(int(self.seconds * sample_rate)) / sample_rate
+        return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
+
+    def describe(self):
+        return {"engine": "fake"}
+
+
+class FakeSession:
+    def greeting(self) -> str:
+        return "Здравствуйте"
+
+    def respond(self, utterance: str) -> Reply:
+        if "оператор" in utterance:
+            return Reply(
+                text=utterance,
+                decision="handoff",
+                intent="operator",
+                score=0.9,
+                answer="Соединяю",
+                handoff_queue="operators",
+                handoff_reason="asked",
+            )
+        if "пока" in utterance:
+            return Reply(
+                text=utterance,
+                decision="answer",
+                intent="bye",
+                score=0.9,
+                answer="До свидания",
+                end_call=True,
+            )
+        if "вопрос" in utterance or utterance.isdigit():
+            return Reply(text=utterance, decision="answer", intent="faq", score=0.8, answer="Ответ")
+        return Reply(text=utterance, decision="clarify", intent=None, score=0.1, answer="Не поняла")
+
+
+class FakeDialog:
+    def new_session(self) -> FakeSession:
+        return FakeSession()
+
+    def describe(self):
+        return {"engine": "fake"}
+
+
+def fake_engines(*, asr: bool = True, reply_s: float = 0.2) -> Engines:
+    return Engines(
+        CachedSpeech(FakeSynth(reply_s)), FakeDialog(), FakeRecognizer() if asr else None, vad=True
+    )

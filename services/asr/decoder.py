@@ -29,6 +29,17 @@ def grammar_json(phrases: list[str] | None) -> str:
 
 
 @dataclass
+class Kaldi:
+    """A KaldiRecognizer at the model's rate, reused from call to call: a new one spends ~2 s of
+    CPU expanding the lookahead graph on its first utterances, a reused one keeps that cache.
+    Vosk's word times count from its creation, hence `fed_s`."""
+
+    rec: vosk.KaldiRecognizer
+    fed_s: float = 0.0
+    grammar: bool = False  # a runtime grammar is set: no longer the warm full-LM graph
+
+
+@dataclass
 class DecoderOptions:
     phrases: list[str] | None = None
     endpointing: Endpointing = field(default_factory=Endpointing)
@@ -58,19 +69,19 @@ class Decoder:
     """Not thread-safe by itself: every public method takes the decoder's lock."""
 
     def __init__(
-        self, model: vosk.Model, model_rate: int, sample_rate: int, options: DecoderOptions
+        self, kaldi: Kaldi, model_rate: int, sample_rate: int, options: DecoderOptions
     ) -> None:
         self._lock = threading.Lock()
         self._model_rate, self._rate = model_rate, sample_rate
         self._options = options
-        self._rec = (
-            vosk.KaldiRecognizer(model, model_rate, grammar_json(options.phrases))
-            if options.phrases
-            else vosk.KaldiRecognizer(model, model_rate)
-        )
+        self.kaldi = kaldi
+        self._rec = kaldi.rec
         self._rec.SetWords(options.words)
         self._rec.SetMaxAlternatives(options.max_alternatives)
         self._pending_phrases: tuple[list[str] | None] | None = None
+        if options.phrases:
+            self._pending_phrases = (options.phrases,)
+            self._apply_phrases()
         self._gate = SpeechGate(sample_rate, frame_ms=FRAME_MS)
         self._resampler = (
             StreamResampler(sample_rate, model_rate) if sample_rate != model_rate else None
@@ -82,9 +93,9 @@ class Decoder:
         self._partial = ""
         self._partial_stale = False
         self._stream_frames = 0
-        self._fed_s = 0.0  # input audio handed to Kaldi (every utterance flushes the resampler)
+        self._fed_s = kaldi.fed_s  # audio handed to Kaldi (each utterance flushes the resampler)
         # (fed seconds, stream seconds) at each gate opening: Vosk times count fed audio only
-        self._offsets: list[tuple[float, float]] = [(0.0, 0.0)]
+        self._offsets: list[tuple[float, float]] = [(kaldi.fed_s, 0.0)]
 
     # --- per-turn settings (apply from the next utterance) -------------------------------
 
@@ -141,6 +152,13 @@ class Decoder:
             self._gate.close()
             return self._finalize(explicit=True)
 
+    def detach(self) -> Kaldi:
+        """End the stream; the recognizer, back at an utterance boundary, may serve another."""
+        with self._lock:
+            self._finalize(explicit=True)
+            self.kaldi.fed_s = self._fed_s
+            return self.kaldi
+
     # --- internals ------------------------------------------------------------------------
 
     def _seconds(self, nbytes: int) -> float:
@@ -184,6 +202,7 @@ class Decoder:
         self._pending_phrases = None
         self._options.phrases = phrases
         self._rec.SetGrammar(grammar_json(phrases))
+        self.kaldi.grammar = bool(phrases)
 
     def _current_partial(self) -> Hypothesis:
         if self._partial_stale:
@@ -198,7 +217,7 @@ class Decoder:
             if fed_s > t + 1e-6:
                 break
             shift = stream_s - fed_s
-        return round(t + shift, 3)
+        return round(t + shift, 3) + 0.0  # never -0.0
 
     def _words(self, items: list[dict]) -> list[Word]:
         return [

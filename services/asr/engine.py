@@ -7,13 +7,14 @@ own `KaldiRecognizer`, decoded in the shared bounded pool so the event loop neve
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.asr import metrics
 from services.asr.base import Endpointing, Hypothesis, SpeechRecognizer
-from services.asr.decoder import Decoder, DecoderOptions
+from services.asr.decoder import Decoder, DecoderOptions, Kaldi
 from services.asr.pool import DecoderPool
 from services.asr.telephony import check_format
 from services.common.config import Settings
@@ -41,8 +42,8 @@ def model_sample_rate(model_path: Path) -> int:
 class VoskStream:
     """One call's recognition stream (implements base.RecognitionStream)."""
 
-    def __init__(self, pool: DecoderPool, decoder: Decoder) -> None:
-        self._pool, self._decoder = pool, decoder
+    def __init__(self, recognizer: VoskRecognizer, decoder: Decoder) -> None:
+        self._recognizer, self._pool, self._decoder = recognizer, recognizer.pool, decoder
         self._closed = False
 
     async def feed(self, pcm: bytes) -> Hypothesis:
@@ -66,8 +67,13 @@ class VoskStream:
         self._decoder.set_endpointing(endpointing)
 
     async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            kaldi = await self._pool.run(self._decoder.detach)
+            self._recognizer.recycle(kaldi)
+        finally:
             self._pool.release()
 
 
@@ -93,6 +99,25 @@ class VoskRecognizer:
         # Runtime grammars need a lookahead model (HCLr.fst + Gr.fst), not a static HCLG.fst.
         self.grammar = (model_path / "graph" / "HCLr.fst").is_file()
         self.pool = pool or DecoderPool()
+        self._idle: list[Kaldi] = []
+        self._idle_lock = threading.Lock()
+
+    def _kaldi(self) -> Kaldi:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        import vosk
+
+        return Kaldi(vosk.KaldiRecognizer(self.model, self.model_rate))
+
+    def recycle(self, kaldi: Kaldi) -> None:
+        """Keep a finished stream's recognizer warm for the next call (full-LM ones only)."""
+        with self._idle_lock:
+            if not kaldi.grammar and len(self._idle) < self.pool.max_streams:
+                self._idle.append(kaldi)
+
+    def _decoder(self, rate: int, options: DecoderOptions) -> Decoder:
+        return Decoder(self._kaldi(), self.model_rate, rate, options)
 
     async def open_stream(
         self,
@@ -107,11 +132,11 @@ class VoskRecognizer:
         self.pool.admit()
         try:
             options = DecoderOptions(phrases, endpointing or Endpointing(), words, max_alternatives)
-            decoder = await self.pool.run(Decoder, self.model, self.model_rate, rate, options)
+            decoder = await self.pool.run(self._decoder, rate, options)
         except BaseException:
             self.pool.release()
             raise
-        return VoskStream(self.pool, decoder)
+        return VoskStream(self, decoder)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -122,6 +147,7 @@ class VoskRecognizer:
             "model_rate": self.model_rate,
             "grammar": self.grammar,
             "load_s": round(self.load_s, 2),
+            "warm_recognizers": len(self._idle),
             **self.pool.describe(),
         }
 

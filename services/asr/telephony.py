@@ -8,9 +8,9 @@ import numpy as np
 
 Encoding = Literal["pcm16", "mulaw", "alaw"]
 
-# Narrowband and wideband telephony plus the usual file rates (a WAV from a desktop recorder);
-# everything is resampled to the model's own rate.
-PCM_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+# Narrowband and wideband telephony, and the browser's 32/48 kHz: the rates the VAD gate runs at
+# (it gates the caller's audio before anything is resampled to the model's rate).
+PCM_RATES = frozenset({8000, 16000, 32000, 48000})
 G711_RATE = 8000
 
 

@@ -36,10 +36,10 @@ class SileroBackend:
     accepts_stress_marks = True  # Silero reads `+` before a vowel as stress
 
     def __init__(self, path: Path, torch_threads: int = 1) -> None:
-        import torch
-
         if not path.is_file():
             raise SileroUnavailable(f"Silero weights not installed at {path}: {FIX}")
+        import torch
+
         torch.set_num_threads(torch_threads)
         try:
             self._model = torch.package.PackageImporter(str(path)).load_pickle(

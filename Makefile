@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test setup setup-test test-system-deps models lint bench clean
+.PHONY: run test suite setup setup-test test-system-deps models lint bench clean
 
 # Models that cannot be fetched (no network, say) do not stop the bot: it starts degraded
 # (eSpeak NG voice; typed and DTMF input when there is no speech recognition model).
@@ -13,8 +13,12 @@ run: $(STAMP)
 	@$(BIN)/voicebot models fetch || echo "make run: models not installed (reason above); starting degraded" >&2
 	$(BIN)/voicebot serve
 
-# pytest exits 5 when it collected no tests: that must fail loudly, never pass as green.
 test: $(TESTSTAMP) test-system-deps
+	@$(MAKE) --no-print-directory suite
+
+# Lint and tests without the set-up. pytest exits 5 when it collected no tests: that must fail
+# loudly, never pass as green.
+suite:
 	$(BIN)/ruff check services tests bench
 	@$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc

@@ -103,15 +103,15 @@ class EntityList(_Strict):
 class MatchingSettings(_Strict):
     """How sure the bot must be. Defaults come from bench/kb_eval.py (services/dialog/README.md)."""
 
-    answer_threshold: float = Field(0.5, ge=0, le=1, description="confidence needed to answer")
+    answer_threshold: float = Field(0.78, ge=0, le=1, description="confidence needed to answer")
     clarify_threshold: float = Field(
-        0.2, ge=0, le=1, description="both top scenarios above this: ask which"
+        0.34, ge=0, le=1, description="both top scenarios above this: ask which"
     )
     clarify_margin: float = Field(
-        0.12, ge=0, le=1, description="raw score gap under which two scenarios are «close»"
+        0.3, ge=0, le=1, description="raw score gap under which two scenarios are «close»"
     )
     calibration: tuple[float, float, float] = Field(
-        (12.0, 6.0, -7.0),
+        (11.69, 0.87, -5.94),
         description="confidence = sigmoid(a·score + b·margin + c), fitted on the eval set",
     )
 

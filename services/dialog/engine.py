@@ -1,0 +1,216 @@
+"""The dialog engine: a compiled KB snapshot, per-call sessions, and atomic hot reload.
+
+A `Snapshot` is immutable once built; `DialogEngine.reload()` builds a new one off to the side
+and swaps a single reference, so a call never sees a half-loaded KB. Sessions keep the snapshot
+they were created with for the whole call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from services.common.logging import get_logger
+from services.dialog.base import Alternative
+from services.dialog.entities import EntityIndex, Found
+from services.dialog.loader import PLACEHOLDER, Issue, KnowledgeBase, require_kb
+from services.dialog.matcher import Match, Matcher, confidence
+from services.dialog.normalize import Normalizer
+from services.dialog.schema import EntityValue, Scenario
+from services.dialog.session import Session
+
+log = get_logger("dialog")
+SLOT_MENTION_WEIGHT = 0.5  # keyword weight of a slot's entity mention for its scenario
+
+
+@dataclass
+class Snapshot:
+    """A validated KB compiled for matching."""
+
+    kb: KnowledgeBase
+    warnings: list[Issue]
+    normalizer: Normalizer
+    entities: EntityIndex
+    matcher: Matcher
+    slot_entities: set[str]
+    version: int
+    loaded_at: float
+    load_seconds: float
+    example_owner: list[tuple[str, int]] = field(default_factory=list)  # (scenario, example index)
+
+    @classmethod
+    def build(cls, kb: KnowledgeBase, warnings: list[Issue], version: int = 1) -> Snapshot:
+        started = time.perf_counter()
+        normalizer = Normalizer(kb.synonyms, kb.settings.fillers)
+        entities = EntityIndex(kb.entities, normalizer)
+        slot_entities = {slot.entity for sc in kb.scenarios.values() for slot in sc.slots.values()}
+
+        def tokens(text: str) -> list[str]:
+            return entities.mask(normalizer.tokens(text), slot_entities)[0]
+
+        examples, owners = [], []
+        for sc in kb.scenarios.values():
+            for i, text in enumerate(sc.examples):
+                examples.append((sc.id, tokens(text)))
+                owners.append((sc.id, i))
+        keywords = {
+            sc.id: {
+                key: w for word, w in sc.keywords.items() if (key := tuple(normalizer.tokens(word)))
+            }
+            for sc in kb.scenarios.values()
+        }
+        for sc in kb.scenarios.values():  # naming a region is evidence for the scenario needing one
+            for slot in sc.slots.values():
+                keywords[sc.id][(f"@{slot.entity}",)] = SLOT_MENTION_WEIGHT
+        contexts = {sc.id: [tokens(t) for t in sc.in_context] for sc in kb.scenarios.values()}
+        matcher = Matcher(examples, keywords, contexts, kb.settings.matching)
+        return cls(
+            kb,
+            warnings,
+            normalizer,
+            entities,
+            matcher,
+            slot_entities,
+            version,
+            time.time(),
+            time.perf_counter() - started,
+            owners,
+        )
+
+    def analyze(self, text: str) -> tuple[list[str], list[Found]]:
+        """Normalized tokens with slot entities masked (`@region`), and the entities found."""
+        return self.entities.mask(self.normalizer.tokens(text), self.slot_entities)
+
+    def match(self, text: str, context: str | None = None) -> tuple[Match, list[Found]]:
+        tokens, found = self.analyze(text)
+        return self.matcher.match(tokens, context), found
+
+    def alternatives(self, match: Match) -> list[Alternative]:
+        """Every ranked scenario with its calibrated confidence (margin against the best other)."""
+        out = []
+        for n, cand in enumerate(match.ranked):
+            others = [c.score for k, c in enumerate(match.ranked) if k != n]
+            conf = confidence(
+                cand.score, cand.score - max(others, default=0.0), self.matcher.settings
+            )
+            out.append(Alternative(intent=cand.intent, score=round(conf, 4)))
+        return out
+
+    def scenario(self, intent: str) -> Scenario:
+        return self.kb.scenarios[intent]
+
+    def render(self, text: str, values: dict[str, EntityValue], scenario: Scenario) -> str:
+        def fill(m: re.Match[str]) -> str:
+            value = values[m.group(1)]
+            if m.group(2) is None:
+                return value.name
+            defaults = self.kb.entities[scenario.slots[m.group(1)].entity].defaults
+            return value.attrs.get(m.group(2), defaults.get(m.group(2), ""))
+
+        return PLACEHOLDER.sub(fill, text)
+
+
+class KBStatus(BaseModel):
+    directory: str
+    version: int
+    loaded_at: float
+    load_seconds: float
+    scenarios: int
+    examples: int
+    files: list[str]
+    warnings: list[Issue]
+    last_reload_ok: bool
+    last_reload_at: float | None
+    errors: list[Issue]  # why the last reload was rejected; empty when it succeeded
+
+
+class DialogEngine:
+    def __init__(self, kb_dir: Path, snapshot: Snapshot):
+        self.kb_dir = Path(kb_dir)
+        self._snapshot = snapshot
+        self._lock = threading.Lock()
+        self._errors: list[Issue] = []
+        self._last_reload_at: float | None = None
+
+    @classmethod
+    def load(cls, kb_dir: Path | str) -> DialogEngine:
+        """Load and compile the KB; raises loader.KBInvalid (with every issue) when it is broken."""
+        kb, warnings = require_kb(Path(kb_dir))
+        snapshot = Snapshot.build(kb, warnings)
+        log.info(
+            "kb loaded",
+            dir=str(kb_dir),
+            scenarios=len(kb.scenarios),
+            examples=len(snapshot.matcher),
+            seconds=round(snapshot.load_seconds, 3),
+        )
+        return cls(Path(kb_dir), snapshot)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def new_session(self) -> Session:
+        return Session(self._snapshot)
+
+    def reload(self) -> KBStatus:
+        """Re-read the directory; on any error keep the current KB and remember why."""
+        with self._lock:
+            self._last_reload_at = time.time()
+            try:
+                kb, warnings = require_kb(self.kb_dir)
+            except Exception as exc:  # KBInvalid, or an unreadable directory
+                self._errors = getattr(exc, "issues", None) or [
+                    Issue(
+                        severity="error",
+                        file=str(self.kb_dir),
+                        line=None,
+                        message=str(exc),
+                        fix="check the knowledge base directory",
+                    )
+                ]
+                self._errors = [i for i in self._errors if i.severity == "error"]
+                log.error(
+                    "kb reload rejected; keeping the previous KB",
+                    version=self._snapshot.version,
+                    errors=[str(i) for i in self._errors],
+                )
+                return self.status()
+            self._snapshot = Snapshot.build(kb, warnings, self._snapshot.version + 1)
+            self._errors = []
+            log.info("kb reloaded", version=self._snapshot.version, scenarios=len(kb.scenarios))
+            return self.status()
+
+    def status(self) -> KBStatus:
+        snap = self._snapshot
+        return KBStatus(
+            directory=str(self.kb_dir),
+            version=snap.version,
+            loaded_at=snap.loaded_at,
+            load_seconds=round(snap.load_seconds, 4),
+            scenarios=len(snap.kb.scenarios),
+            examples=len(snap.matcher),
+            files=snap.kb.files,
+            warnings=snap.warnings,
+            last_reload_ok=not self._errors,
+            last_reload_at=self._last_reload_at,
+            errors=self._errors,
+        )
+
+    def describe(self) -> dict[str, object]:
+        """For /readyz: what is loaded."""
+        status = self.status()
+        return {
+            "engine": "rapidfuzz+pymorphy3",
+            "kb_dir": status.directory,
+            "kb_version": status.version,
+            "scenarios": status.scenarios,
+            "examples": status.examples,
+            "last_reload_ok": status.last_reload_ok,
+            "errors": len(status.errors),
+        }

@@ -52,8 +52,10 @@ lint: $(TESTSTAMP)
 	$(BIN)/ruff check services tests bench
 	$(BIN)/mypy
 
+# Every benchmark in bench/, one after another; each writes bench/results/<name>.md.
 bench: $(TESTSTAMP)
-	$(BIN)/python -m bench
+	@for f in bench/[a-z]*.py; do m=$$(basename $$f .py); echo "== bench.$$m"; \
+	  $(BIN)/python -m bench.$$m || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -7,7 +7,8 @@ set -euo pipefail
 need=()
 command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
-command -v chromium >/dev/null || need+=(chromium chromium-driver)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 [ -d /usr/share/asterisk/sounds/ru ] || need+=(asterisk-core-sounds-ru-wav)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

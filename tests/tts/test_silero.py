@@ -7,64 +7,12 @@ weights can't be fetched on these machines.
 
 from __future__ import annotations
 
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from services.common.audio import duration_s
 from services.tts.silero import SileroBackend, SileroUnavailable, silero_weights_path
-
-TINY_MODEL = textwrap.dedent(
-    '''
-    import torch
-
-    class TinySilero:
-        """Speaks 0.1 s of a tone per character; records how it was called."""
-
-        speakers = ["xenia", "aidar", "random"]
-
-        def __init__(self):
-            self.calls = []
-
-        def to(self, device):
-            return self
-
-        def apply_tts(self, text=None, ssml_text=None, speaker="xenia", sample_rate=48000,
-                      put_accent=True, put_yo=True):
-            if sample_rate not in (8000, 24000, 48000):
-                raise ValueError("unsupported rate")
-            if (text is None) == (ssml_text is None):
-                raise ValueError("give text or ssml_text")
-            self.calls.append(dict(text=text, ssml_text=ssml_text, speaker=speaker,
-                                   sample_rate=sample_rate, put_accent=put_accent, put_yo=put_yo))
-            n = int(0.1 * sample_rate * len(text or ssml_text))
-            t = torch.arange(n, dtype=torch.float32) / sample_rate
-            return 0.5 * torch.sin(2 * torch.pi * 220 * t)
-    '''
-)
-
-
-@pytest.fixture
-def tiny_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A torch.package laid out like Silero's v4_ru.pt, at the path the model store uses."""
-    from torch.package import PackageExporter
-
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "tiny_silero.py").write_text(TINY_MODEL)
-    monkeypatch.syspath_prepend(str(src))
-    import tiny_silero
-
-    path = silero_weights_path(tmp_path / "models")
-    path.parent.mkdir(parents=True)
-    with PackageExporter(str(path)) as exporter:
-        exporter.extern("torch.**")
-        exporter.intern("tiny_silero")
-        exporter.save_pickle("tts_models", "model", tiny_silero.TinySilero())
-    del sys.modules["tiny_silero"]  # the adapter must load the class from the package
-    return path
 
 
 def test_plain_text_uses_documented_call_and_resamples(tiny_package: Path) -> None:

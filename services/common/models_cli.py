@@ -44,6 +44,9 @@ def fetch_command(
     except (modelstore.ManifestError, modelstore.UnknownModel) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
+    except OSError as exc:  # the models folder itself cannot be created or locked
+        err.print(f"[red]error:[/] models folder: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
     for result in results:
         if result.ok:
             out.print(

@@ -9,12 +9,14 @@ never leaves anything that later loads, and a failed fetch leaves the previous i
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
@@ -262,38 +264,47 @@ def fetch(
     model in the result, with the previous install (if any) left untouched.
     """
     console = console or Console(stderr=True)
-    results = []
-    for name, spec in _manifest(manifest).select(names):
-        folder = settings.models_dir / spec.install_dir
-        if is_verified(folder) and not force:
-            results.append(
-                FetchResult(name=name, outcome="present", path=folder, message="already installed")
-            )
-            continue
-        try:
-            message = _install(name, spec, settings, console)
-            results.append(
-                FetchResult(name=name, outcome="installed", path=folder, message=message)
-            )
-        except (FetchError, OSError) as exc:
-            reason, hint = (
-                (exc.reason, exc.hint)
-                if isinstance(exc, FetchError)
-                else (f"file error: {exc}", "")
-            )
-            kept = (
-                " (the previous install is kept)" if folder.exists() else " (nothing was installed)"
-            )
-            results.append(
-                FetchResult(
-                    name=name, outcome="failed", path=folder, message=reason + kept, hint=hint
-                )
-            )
-    return results
+    selected = _manifest(manifest).select(names)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(settings.models_dir):
+        _remove_leftovers(settings.models_dir)
+        return [_fetch_one(name, spec, settings, console, force) for name, spec in selected]
+
+
+def _fetch_one(
+    name: str, spec: ModelSpec, settings: Settings, console: Console, force: bool
+) -> FetchResult:
+    folder = settings.models_dir / spec.install_dir
+    if is_verified(folder) and not force:
+        return FetchResult(name=name, outcome="present", path=folder, message="already installed")
+    try:
+        message = _install(name, spec, settings, console)
+        return FetchResult(name=name, outcome="installed", path=folder, message=message)
+    except (FetchError, OSError) as exc:
+        reason, hint = (
+            (exc.reason, exc.hint) if isinstance(exc, FetchError) else (f"file error: {exc}", "")
+        )
+        kept = " (the previous install is kept)" if folder.exists() else " (nothing was installed)"
+        return FetchResult(
+            name=name, outcome="failed", path=folder, message=reason + kept, hint=hint
+        )
+
+
+@contextmanager
+def _exclusive(models_dir: Path) -> Iterator[None]:
+    """One fetcher at a time per models folder (two `make run`s, or containers sharing it)."""
+    with (models_dir / ".fetch.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _remove_leftovers(models_dir: Path) -> None:
+    """Temporary folders of a fetcher that was killed: under the lock, no one else owns them."""
+    for leftover in models_dir.glob(".*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _install(name: str, spec: ModelSpec, settings: Settings, console: Console) -> str:
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
     target = settings.models_dir / spec.install_dir
     # Beside the target, so the final rename stays on one file system; hidden, so nothing loads it.
     with tempfile.TemporaryDirectory(

@@ -23,6 +23,11 @@ def installed_tree(folder: Path) -> dict[str, bytes]:
     }
 
 
+def installed(store) -> list[str]:
+    """What is in the models folder, but for the fetchers' lock file."""
+    return sorted(p.name for p in store.models.iterdir() if p.name != ".fetch.lock")
+
+
 def test_installs_a_vosk_archive_from_models_src(store) -> None:
     store.zip()
 
@@ -35,7 +40,7 @@ def test_installs_a_vosk_archive_from_models_src(store) -> None:
     marker = json.loads((target / modelstore.MARKER).read_text())
     assert marker["source"] == str(store.src / f"{store.vosk_root}.zip")
     # Nothing but the model itself is left in the models folder (no temporary folders).
-    assert [p.name for p in store.models.iterdir()] == [store.vosk_root]
+    assert installed(store) == [store.vosk_root]
 
 
 def test_second_fetch_keeps_the_verified_install(store) -> None:
@@ -47,6 +52,18 @@ def test_second_fetch_keeps_the_verified_install(store) -> None:
     [result] = modelstore.fetch(store.settings(), ["test-vosk"], manifest)
 
     assert result.outcome == "present"
+
+
+def test_leftovers_of_a_killed_fetch_are_removed(store) -> None:
+    leftover = store.models / f".{store.vosk_root}.k1ll3d.tmp"
+    (leftover / "am").mkdir(parents=True)
+    (leftover / "am" / "final.mdl").write_bytes(b"half a model")
+    store.zip()
+
+    [result] = modelstore.fetch(store.settings(), ["test-vosk"], store.manifest())
+
+    assert result.ok, result.message
+    assert installed(store) == [store.vosk_root]
 
 
 def test_installs_an_unpacked_folder_from_models_src(store) -> None:
@@ -69,7 +86,7 @@ def test_corrupt_file_is_a_clear_error_and_installs_nothing(store) -> None:
     assert "checksum mismatch" in result.message
     assert "am/final.mdl has sha256" in result.message
     assert "nothing was installed" in result.message
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
     assert modelstore.status(store.settings(), store.manifest())[0].state == "missing"
 
 
@@ -87,7 +104,7 @@ def test_failed_reinstall_leaves_the_old_install_in_force(store) -> None:
     assert "the previous install is kept" in result.message
     assert installed_tree(store.models / store.vosk_root) == store.files
     assert (store.models / store.vosk_root / modelstore.MARKER).read_bytes() == marker_before
-    assert [p.name for p in store.models.iterdir()] == [store.vosk_root]
+    assert installed(store) == [store.vosk_root]
 
 
 def test_missing_file_in_archive_is_named(store) -> None:
@@ -97,7 +114,7 @@ def test_missing_file_in_archive_is_named(store) -> None:
     [result] = modelstore.fetch(store.settings(), ["test-vosk"], store.manifest())
 
     assert "conf/model.conf is missing" in result.message
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
 
 
 def test_archive_without_the_model_folder_is_rejected(store) -> None:
@@ -106,7 +123,7 @@ def test_archive_without_the_model_folder_is_rejected(store) -> None:
     [result] = modelstore.fetch(store.settings(), ["test-vosk"], store.manifest())
 
     assert f"has no {store.vosk_root}/ folder" in result.message
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
 
 
 def test_truncated_zip_is_a_clear_error(store) -> None:
@@ -116,7 +133,7 @@ def test_truncated_zip_is_a_clear_error(store) -> None:
     [result] = modelstore.fetch(store.settings(), ["test-vosk"], store.manifest())
 
     assert "is not a readable zip archive" in result.message
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
 
 
 def test_silero_package_is_installed_and_its_sha256_recorded(store, silero_package: Path) -> None:
@@ -140,7 +157,7 @@ def test_silero_file_that_is_not_a_torch_package_is_rejected(store) -> None:
     [result] = modelstore.fetch(store.settings(), ["test-silero"], store.manifest())
 
     assert "test_tts.pt is not a torch.package" in result.message
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
 
 
 def test_pinned_silero_sha256_is_enforced(store, silero_package: Path) -> None:
@@ -151,7 +168,7 @@ def test_pinned_silero_sha256_is_enforced(store, silero_package: Path) -> None:
     )
 
     assert f"expected {'0' * 64}" in result.message
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
 
 
 def test_unreachable_url_says_why_and_how_to_supply_the_model(store) -> None:
@@ -164,7 +181,7 @@ def test_unreachable_url_says_why_and_how_to_supply_the_model(store) -> None:
     assert "VOICEBOT_MODELS_SRC=/that/folder voicebot models fetch test-vosk" in result.hint
     assert f"{store.vosk_root}.zip" in result.hint
     assert str(store.models / store.vosk_root) in result.hint
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
 
 
 def test_models_src_without_the_model_says_what_it_looked_for(store) -> None:
@@ -232,7 +249,7 @@ def test_download_cut_short_installs_nothing(store, http_files) -> None:
 
     assert not result.ok
     assert "download of" in result.message
-    assert list(store.models.iterdir()) == []
+    assert installed(store) == []
 
 
 def test_http_error_status_is_reported(store, http_files) -> None:

@@ -205,7 +205,7 @@ def status(
             )
         elif verify:
             try:
-                detail = _verify(spec, folder)
+                detail = _verify(_with_recorded_digest(spec, folder), folder)
                 state = "verified"
             except FetchError as exc:
                 state, detail = "corrupt", exc.reason
@@ -231,9 +231,25 @@ def status(
     return result
 
 
+def _marker(folder: Path) -> dict[str, object]:
+    try:
+        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _marker_summary(folder: Path) -> str:
-    record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    return f"from {record['source']} at {record['installed_at']}"
+    record = _marker(folder)
+    return f"from {record.get('source', '?')} at {record.get('installed_at', '?')}"
+
+
+def _with_recorded_digest(spec: ModelSpec, folder: Path) -> ModelSpec:
+    """Silero pins no sha256: re-check an install against the digest recorded when it was made."""
+    record = _marker(folder)
+    if isinstance(spec, SileroSpec) and spec.sha256 is None and "sha256" in record:
+        return spec.model_copy(update={"sha256": record["sha256"], "size": record.get("size")})
+    return spec
 
 
 # --- fetch ---------------------------------------------------------------------------------

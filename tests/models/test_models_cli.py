@@ -83,3 +83,21 @@ def test_status_json_and_verify_find_a_damaged_install(store, run) -> None:
     assert checked["test-vosk"]["state"] == "corrupt"
     assert "README has" in checked["test-vosk"]["detail"]
     assert checked["test-silero"]["state"] == "missing"
+
+
+def test_status_verify_checks_silero_against_the_digest_recorded_at_install(
+    store, run, silero_package
+) -> None:
+    (store.src / "test_tts.pt").write_bytes(silero_package.read_bytes())
+    assert run("fetch", "test-silero").exit_code == 0
+    installed = store.models / "silero-test" / "test_tts.pt"
+
+    def state() -> dict:
+        lines = run("status", "--verify", "--json").stdout.splitlines()
+        return {json.loads(line)["name"]: json.loads(line) for line in lines}["test-silero"]
+
+    assert state()["state"] == "verified"
+    data = bytearray(installed.read_bytes())
+    data[100] ^= 0xFF  # one flipped byte: still a readable zip, no longer the installed file
+    installed.write_bytes(bytes(data))
+    assert state()["state"] == "corrupt"

@@ -664,8 +664,30 @@ def _cleanup(text: str) -> str:
     return text
 
 
+PLACEHOLDER = re.compile(r"(\{[^{}]*\})")
+
+
 def normalize(text: str) -> str:
-    """Written Russian -> the words to speak (no stress marks yet). Idempotent on its output."""
+    """Written Russian -> the words to speak (no stress marks yet). Idempotent on its output.
+
+    Template slots (`{region.phones}`) are kept as they are: they are filled before speaking.
+    """
+    if "{" in text:
+        pieces = PLACEHOLDER.split(text)
+        return "".join(p if PLACEHOLDER.fullmatch(p) else _keep_edges(p) for p in pieces)
+    return _normalize(text)
+
+
+def _keep_edges(piece: str) -> str:
+    """Normalize text between slots, keeping the spaces that separate it from them."""
+    if not piece.strip():
+        return piece
+    core = _normalize(piece)
+    lead = " " if piece[0].isspace() else ""
+    return lead + core + (" " if piece[-1].isspace() else "")
+
+
+def _normalize(text: str) -> str:
     text = _cleanup(text)
     text = _apply(text, URL, _url)
     text = _phones(text)

@@ -1,5 +1,6 @@
 """Table-driven Russian normalization: `normalize_cases.tsv` holds written text from the seed
-texts (../shared/seeds) and typical hotline answers, each with its hand-reviewed reading.
+texts (../shared/seeds), the demo knowledge base and typical hotline answers, each with its
+hand-reviewed reading.
 
 Known limitation kept out of the table: a decimal after a preposition stays nominative
 («свыше 6,3 миллиона»): num2words has no case for fractions.

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import click
 import pytest
 import typer
 import yaml
@@ -158,9 +157,9 @@ def parse_cli(argv: list[str]) -> tuple[str, dict]:
     from services.cli import app
 
     assert argv[0] == "voicebot"
-    command: click.Command = typer.main.get_command(app)
+    command = typer.main.get_command(app)  # typer's own click: duck-typed, not click.Group
     path, args = ["voicebot"], argv[1:]
-    while isinstance(command, click.Group) and args and args[0] in command.commands:
+    while args and args[0] in getattr(command, "commands", {}):
         path.append(args[0])
         command, args = command.commands[args[0]], args[1:]
     context = command.make_context(" ".join(path), list(args))
@@ -180,7 +179,9 @@ def test_compose_services_run_real_commands_on_matching_ports(compose) -> None:
         assert path == subcommand
         assert params["host"] == "0.0.0.0", f"{name} must listen beyond the container"
         ports[name] = params["port"]
-    assert ports["asr"] == 2700
+    # The services' own default ports, so the compose file and the docs agree.
+    assert ports["asr"] == parse_cli(["voicebot", "serve", "asr"])[1]["port"] == 2700
+    assert ports["tts"] == parse_cli(["voicebot", "serve", "tts"])[1]["port"]
     assert str(ports["asr"]) in services["asr"]["expose"]
     assert str(ports["tts"]) in services["tts"]["expose"]
     env = services["bot"]["environment"]

@@ -199,7 +199,7 @@ def main() -> None:
         "out of scope; none is a KB example. Halves: `dev` (fit) and `test` (held out).",
         "",
         f"Shipped settings: calibration (a, b, c) = {s.calibration}, "
-        f"answer ≥ {s.answer_threshold}, "
+        f"answer ≥ {s.answer_threshold} with a lead ≥ {s.answer_margin}, "
         f"clarify ≥ {s.clarify_threshold} when margin < {s.clarify_margin}.",
         "",
         "| split | in + out of scope | top-1 accuracy | answered right | answered WRONG "
@@ -220,6 +220,23 @@ def main() -> None:
         "",
     ]
     lines += curve([i for i in items if i.split == "test"], s)
+    lines += [
+        "",
+        "## Answer margin (test half): lead over the runner-up needed to answer",
+        "",
+        "| answer_margin | answered right | answered wrong | clarified "
+        "| OOS handed off/clarified |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for am in sorted({0.0, 0.05, 0.1, 0.15, s.answer_margin}):
+        m = metrics(
+            [i for i in items if i.split == "test"], s.model_copy(update={"answer_margin": am})
+        )
+        mark = " ←" if math.isclose(am, s.answer_margin) else ""
+        lines.append(
+            f"| {am:.2f}{mark} | {m['answered_correct']:.1%} | {m['answered_wrong']:.1%} | "
+            f"{m['clarified']:.1%} | {m['oos_rejected']:.1%} |"
+        )
     wrong = [i for i in items if i.expected and outcome(i, s) == "wrong"]
     oos_bad = [i for i in items if not i.expected and outcome(i, s) == "wrong"]
     lines += ["", "## Errors", ""]

@@ -7,12 +7,14 @@ they were created with for the whole call.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import watchfiles
 from pydantic import BaseModel
 
 from services.common.logging import get_logger
@@ -115,6 +117,10 @@ class Snapshot:
         return PLACEHOLDER.sub(fill, text)
 
 
+def _yaml_only(_change: watchfiles.Change, path: str) -> bool:
+    return path.endswith((".yaml", ".yml"))
+
+
 class KBStatus(BaseModel):
     directory: str
     version: int
@@ -185,6 +191,13 @@ class DialogEngine:
             self._errors = []
             log.info("kb reloaded", version=self._snapshot.version, scenarios=len(kb.scenarios))
             return self.status()
+
+    async def watch(self, stop: asyncio.Event | None = None, debounce_ms: int = 400) -> None:
+        """Reload whenever a YAML file of the KB changes, until `stop` is set (or cancelled)."""
+        async for _changes in watchfiles.awatch(
+            self.kb_dir, stop_event=stop, debounce=debounce_ms, watch_filter=_yaml_only
+        ):
+            await asyncio.to_thread(self.reload)
 
     def status(self) -> KBStatus:
         snap = self._snapshot

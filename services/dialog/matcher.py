@@ -28,6 +28,7 @@ from services.dialog.schema import MatchingSettings
 SET_WEIGHT = 0.5  # share of token_set_ratio in the fuzzy score (rest: token_sort_ratio)
 KEYWORD_WEIGHT = 0.25
 COVERAGE_WEIGHT = 0.7  # share of IDF word overlap in an example's score (rest: fuzzy)
+UNKNOWN_WORD_IDF = 2.0  # × the rarest KB word's IDF: a word the KB never uses suggests out of scope
 CORRECTION_CUTOFF = 80  # ratio for mapping an unknown (misheard) token to a KB word
 MAX_CANDIDATES = 1500  # examples scored per utterance, by IDF-weighted shared tokens
 TOP = 5
@@ -58,7 +59,7 @@ def confidence(top: float, margin: float, settings: MatchingSettings) -> float:
 
 
 def decide(conf: float, margin: float, has_second: bool, settings: MatchingSettings) -> Decision:
-    if conf >= settings.answer_threshold:
+    if conf >= settings.answer_threshold and (margin >= settings.answer_margin or not has_second):
         return "answer"
     if has_second and margin < settings.clarify_margin and conf >= settings.clarify_threshold:
         return "clarify"
@@ -85,7 +86,7 @@ class Matcher:
         total = max(len(examples), 1)
         self._postings = {t: np.array(p, dtype=np.int32) for t, p in postings.items()}
         self._idf = {t: math.log(1 + total / len(p)) for t, p in postings.items()}
-        self._unknown_idf = math.log(1 + total)
+        self._unknown_idf = UNKNOWN_WORD_IDF * math.log(1 + total)
         self._example_mass = np.array(
             [sum(self._idf[t] for t in set(toks)) or 1.0 for _, toks in examples], dtype=np.float32
         )

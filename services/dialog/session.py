@@ -124,7 +124,12 @@ class Session:
                     utterance, match, "answer", intent, self.settings.nothing_to_repeat
                 )
             return self._last.model_copy(
-                update={"text": utterance, "intent": intent, "score": match.confidence}
+                update={
+                    "text": utterance,
+                    "intent": intent,
+                    "score": round(match.confidence, 4),
+                    "alternatives": self.snap.alternatives(match),
+                }
             )
         values = {}
         for name, slot in scenario.slots.items():

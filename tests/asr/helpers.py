@@ -1,0 +1,39 @@
+"""Test helpers for the ASR tests: speech at telephone rates, silence, ports."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+
+from services.asr.engine import VoskRecognizer
+
+
+@dataclass
+class Speech:
+    """One real utterance at telephone rates."""
+
+    pcm8k: bytes
+    pcm16k: bytes
+
+    def at(self, rate: int) -> bytes:
+        return self.pcm8k if rate == 8000 else self.pcm16k
+
+
+def silence(seconds: float, rate: int) -> bytes:
+    return b"\0\0" * int(seconds * rate)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_streams_closed(recognizer: VoskRecognizer, timeout: float = 5.0) -> None:
+    """Server sessions release their stream just after the socket closes."""
+    deadline = time.monotonic() + timeout
+    while recognizer.pool.streams and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert recognizer.pool.streams == 0

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,11 +54,23 @@ def rss_mib(pid: int) -> float:
 
 @dataclass
 class Run:
-    listening_s: float  # spawn → first HTTP answer
     ready_s: float  # spawn → /readyz says ready
     rss_mib: float
-    degraded: object
-    engines: object
+    readyz: dict[str, Any]
+
+    @property
+    def asr_load_s(self) -> float | None:
+        return self.readyz.get("engines", {}).get("asr", {}).get("load_s")
+
+    def engines(self) -> str:
+        engines = self.readyz.get("engines", {})
+        asr, tts, dialog = (engines.get(k, {}) for k in ("asr", "tts", "dialog"))
+        model = Path(str(asr.get("model")))
+        return (
+            f"ASR {asr.get('engine')} ({model.parent.name}/{model.name}), "
+            f"TTS {tts.get('engine')}, dialog {dialog.get('scenarios')} scenarios, "
+            f"degraded: {self.readyz.get('degraded')}"
+        )
 
 
 def one_run(env: dict[str, str]) -> Run:
@@ -72,7 +85,6 @@ def one_run(env: dict[str, str]) -> Run:
         stderr=subprocess.PIPE,
         text=True,
     )
-    listening = None
     try:
         with httpx.Client(timeout=2.0) as client:
             while time.perf_counter() - started < TIMEOUT_S:
@@ -85,7 +97,6 @@ def one_run(env: dict[str, str]) -> Run:
                 except httpx.TransportError:
                     time.sleep(0.05)
                     continue
-                listening = listening or time.perf_counter() - started
                 if response.status_code == 200 and response.json().get("ready"):
                     ready = time.perf_counter() - started
                     status = response.json()
@@ -94,13 +105,7 @@ def one_run(env: dict[str, str]) -> Run:
             else:
                 raise RuntimeError(f"not ready within {TIMEOUT_S:.0f} s")
         time.sleep(1.0)  # let start-up work that follows readiness settle before reading memory
-        return Run(
-            listening_s=listening or ready,
-            ready_s=ready,
-            rss_mib=rss_mib(proc.pid),
-            degraded=status.get("degraded"),
-            engines=status.get("engines"),
-        )
+        return Run(ready_s=ready, rss_mib=rss_mib(proc.pid), readyz=status)
     finally:
         proc.terminate()
         try:
@@ -120,7 +125,7 @@ def report(runs: list[Run], help_s: float, env: dict[str, str]) -> str:
     ready = [r.ready_s for r in runs]
     rss = [r.rss_mib for r in runs]
     rows = "\n".join(
-        f"| {i} | {r.listening_s:.2f} | {r.ready_s:.2f} | {r.rss_mib:.0f} |"
+        f"| {i} | {r.ready_s:.2f} | {r.asr_load_s} | {r.rss_mib:.0f} |"
         for i, r in enumerate(runs, 1)
     )
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
@@ -138,7 +143,7 @@ here), the demo knowledge base. Ready = `/readyz` answers `ready: true`;
 memory = VmRSS of the `voicebot serve` process 1 s after ready. The runs share one data folder
 (call records, TTS cache), as restarts of one installation do.
 
-| Run | First HTTP answer (s) | Ready (s) | RSS after ready (MiB) |
+| Run | Spawn to ready (s) | of which Vosk model load (s) | RSS after ready (MiB) |
 | --- | --- | --- | --- |
 {rows}
 
@@ -146,7 +151,7 @@ memory = VmRSS of the `voicebot serve` process 1 s after ready. The runs share o
   (min {min(ready):.2f}, max {max(ready):.2f}).
 - Resident memory after ready: median **{statistics.median(rss):.0f} MiB**.
 - `voicebot --help` (CLI import only): {help_s:.2f} s.
-- Degraded: {runs[-1].degraded}; engines: `{runs[-1].engines}`.
+- Loaded: {runs[-1].engines()}.
 """
 
 

@@ -7,7 +7,6 @@ still work — and says why in /readyz. TTS never fails for lack of Silero (eSpe
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,41 +25,9 @@ class Dialog(Protocol):
     def describe(self) -> dict[str, object]: ...
 
 
-class CachedSpeech:
-    """TTS with an LRU of rendered replies: a knowledge base repeats the same answers all day."""
-
-    def __init__(self, synthesizer: SpeechSynthesizer, capacity: int = 512) -> None:
-        self.synthesizer = synthesizer
-        self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self._capacity = capacity
-        self.hits = self.misses = 0
-
-    async def synthesize(self, text: str, sample_rate: int) -> bytes:
-        key = (text, sample_rate)
-        if key in self._cache:
-            self.hits += 1
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        self.misses += 1
-        pcm = await self.synthesizer.synthesize(text, sample_rate)
-        self._cache[key] = pcm
-        if len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
-        return pcm
-
-    def clear(self) -> None:
-        self._cache.clear()
-
-    def describe(self) -> dict[str, object]:
-        return {
-            **self.synthesizer.describe(),
-            "cache": {"entries": len(self._cache), "hits": self.hits, "misses": self.misses},
-        }
-
-
 @dataclass
 class Engines:
-    speech: CachedSpeech
+    speech: SpeechSynthesizer
     dialog: Dialog
     recognizer: SpeechRecognizer | None
     degraded: list[str] = field(default_factory=list)  # why the bot works with less than it should
@@ -88,7 +55,7 @@ def tts_fallback_reason(synthesizer: SpeechSynthesizer, settings: Settings) -> s
     info = synthesizer.describe()
     if info.get("engine") == "silero" or settings.tts_engine == "espeak":
         return None
-    why = info.get("fallback_reason") or info.get("reason") or "Silero weights are not installed"
+    why = info.get("reason") or "Silero weights are not installed"
     return f"TTS fell back to eSpeak NG because {why}"
 
 
@@ -118,4 +85,4 @@ def load_engines(settings: Settings) -> Engines:
         degraded.append("silero-vad not installed: no barge-in, endpointing by the recognizer only")
     for reason in degraded:
         log.warning("degraded", reason=reason)
-    return Engines(CachedSpeech(synthesizer), dialog, recognizer, degraded, vad)
+    return Engines(synthesizer, dialog, recognizer, degraded, vad)

@@ -9,7 +9,7 @@ import numpy as np
 
 from services.asr.base import Hypothesis
 from services.dialog.base import Reply
-from services.gateway.engines import CachedSpeech, Engines
+from services.gateway.engines import Engines
 
 
 class FakeStream:
@@ -56,6 +56,12 @@ class FakeSynth:
         t = np.arange(int(self.seconds * sample_rate)) / sample_rate
         return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
 
+    async def stream(self, text: str, sample_rate: int):
+        pcm = await self.synthesize(text, sample_rate)
+        half = len(pcm) // 2 // 2 * 2
+        yield pcm[:half]  # two "sentences"
+        yield pcm[half:]
+
     def describe(self):
         return {"engine": "fake"}
 
@@ -98,6 +104,4 @@ class FakeDialog:
 
 
 def fake_engines(*, asr: bool = True, reply_s: float = 0.2) -> Engines:
-    return Engines(
-        CachedSpeech(FakeSynth(reply_s)), FakeDialog(), FakeRecognizer() if asr else None, vad=True
-    )
+    return Engines(FakeSynth(reply_s), FakeDialog(), FakeRecognizer() if asr else None, vad=True)

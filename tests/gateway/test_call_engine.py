@@ -25,7 +25,7 @@ async def test_greeting_then_typed_question_gets_events_and_audio():
     h.send(Text("у меня вопрос"))
     await h.wait_playback_end(1)
     kinds = [e.type for e in h.out.events if e.type not in ("state",)]
-    assert kinds[:3] == ["started", "playback", "playback"]
+    assert kinds[:4] == ["started", "reply", "playback", "playback"]
     turn1 = [e for e in h.out.events if getattr(e, "turn", None) == 1 and e.type != "state"]
     assert [e.type for e in turn1] == ["transcript", "intent", "reply", "playback", "playback"]
     assert turn1[1].intent == "faq" and turn1[1].decision == "answer"
@@ -174,7 +174,7 @@ async def test_echo_of_the_bots_own_voice_is_not_barge_in(espeak_wav):
     async def speak(text, rate):
         return speech
 
-    engines.speech.synthesizer.synthesize = speak
+    engines.speech.synthesize = speak
     h = CallHarness(engines)
     h.start()
     await h.out.wait_for(lambda e: e.type == "playback")

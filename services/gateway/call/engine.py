@@ -357,6 +357,7 @@ class Call:
                     "answer": self.policy.transfer_text,
                 }
             )
+        speech = getattr(reply, "speech", None) or reply.answer  # phone numbers spelled for TTS
         turn.intent, turn.score, turn.decision, turn.reply = (
             reply.intent,
             reply.score,
@@ -376,14 +377,12 @@ class Call:
         self._post(ev.ReplyText(turn=turn.turn, text=reply.answer))
         if reply.decision == "handoff":
             queue = reply.handoff_queue or self.policy.operator_queue
-            await self._transfer(
-                turn, queue, reply.handoff_reason or "dialog", reply.answer, turn_end
-            )
+            await self._transfer(turn, queue, reply.handoff_reason or "dialog", speech, turn_end)
         elif reply.end_call:
-            await self._say(turn, reply.answer, State.GOODBYE, turn_end)
+            await self._say(turn, speech, State.GOODBYE, turn_end)
             self._end("bot_goodbye")
         else:
-            await self._say_then_listen(turn, reply.answer, State.SPEAKING, turn_end)
+            await self._say_then_listen(turn, speech, State.SPEAKING, turn_end)
 
     async def _transfer(
         self, turn: TurnRecord, queue: str, reason: str, text: str, turn_end: float | None = None
@@ -403,31 +402,33 @@ class Call:
             self._set(State.LISTENING)
 
     async def _say(self, turn: TurnRecord, text: str, state: State, turn_end: float | None) -> str:
-        """Speak `text` and wait until it was played ("finished") or cut off ("interrupted")."""
-        try:
-            pcm = await self._engines.speech.synthesize(text, self.sample_rate)
-        except Exception as exc:
-            self._log.exception("tts_failed")
-            self._post(ev.Error(code="tts_failed", message=str(exc)))
-            pcm = b""
-        if turn_end is not None:
-            turn.latency_ms["tts"] = _ms(turn_end)
+        """Speak `text` sentence by sentence as it renders; wait until it was played ("finished")
+        or cut off ("interrupted")."""
+        if not turn.reply:  # the bot speaks on its own: greeting, reprompt, transfer notice
+            turn.reply = text
+            self._post(ev.ReplyText(turn=turn.turn, text=text))
         self._set(state)
-        self._post(
-            ev.Playback(
-                turn=turn.turn, status="started", duration_ms=len(pcm) * 500 // self.sample_rate
-            )
-        )
-        playback = self.pacer.play(pcm)
+        self._post(ev.Playback(turn=turn.turn, status="started"))
+        playback = self.pacer.play(more=True)
         status = "interrupted"  # also when a newer turn cancels this one
         try:
+            try:
+                async for pcm in self._engines.speech.stream(text, self.sample_rate):
+                    if turn_end is not None and "tts" not in turn.latency_ms:
+                        turn.latency_ms["tts"] = _ms(turn_end)
+                    playback.feed(pcm)
+            except Exception as exc:
+                self._log.exception("tts_failed")
+                self._post(ev.Error(code="tts_failed", message=str(exc)))
+            playback.close()
             status = await asyncio.shield(playback.done)
         finally:
             if playback.first_frame_at is not None and turn_end is not None:
-                turn.latency_ms["first_frame"] = round(
-                    (playback.first_frame_at - turn_end) * 1000, 1
-                )
-            self._post(ev.Playback(turn=turn.turn, status=status, duration_ms=playback.duration_ms))  # type: ignore[arg-type]
+                latency = (playback.first_frame_at - turn_end) * 1000
+                turn.latency_ms["first_frame"] = round(latency, 1)
+            self._post(
+                ev.Playback(turn=turn.turn, status=status, duration_ms=playback.duration_ms)  # type: ignore[arg-type]
+            )
         return status
 
     # ---- timers: silence, DTMF entry -------------------------------------------------------
@@ -464,6 +465,11 @@ class Call:
     async def _goodbye(self, turn: TurnRecord) -> None:
         await self._say(turn, self.policy.goodbye_text, State.GOODBYE, None)
         self._end("silence")
+
+    def report_error(self, code: str, message: str) -> None:
+        """A transport saw bad input: tell the caller's client and log it; the call goes on."""
+        self._log.warning("bad_input", code=code, message=message)
+        self._post(ev.Error(code=code, message=message))
 
     # ---- output ----------------------------------------------------------------------------
 

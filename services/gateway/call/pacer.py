@@ -3,8 +3,8 @@
 Frame n of a run is due at `t0 + n * 20 ms`; the pacer sleeps until each deadline instead of
 sleeping 20 ms after each send, so scheduling jitter never accumulates into drift. Telephone peers
 (Asterisk AudioSocket) have no jitter buffer and hang up after ~2 s of nothing, so there the pacer
-keeps sending silence while the bot is quiet (`idle_silence=True`); a WebSocket client gets audio
-only while the bot speaks.
+keeps sending silence while the bot is quiet or its next sentence is still rendering
+(`idle_silence=True`); a WebSocket client gets audio only while the bot speaks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from services.common.audio import FRAME_MS, frame_bytes, split_frames
+from services.common.audio import FRAME_MS, frame_bytes
 
 FRAME_S = FRAME_MS / 1000
 # Behind schedule by more than this (a stalled loop): restart the schedule instead of bursting.
@@ -23,20 +23,47 @@ MAX_LAG_S = 0.2
 SendFrame = Callable[[bytes], Awaitable[None]]
 
 
+def _future() -> asyncio.Future[str]:
+    return asyncio.get_running_loop().create_future()
+
+
 @dataclass
 class Playback:
-    """One utterance queued for playing; `done` resolves to "finished" or "interrupted"."""
+    """One utterance, fed as it renders; `done` resolves to "finished" or "interrupted"."""
 
-    frames: list[bytes]
+    frame_size: int
+    frames: list[bytes] = field(default_factory=list)
     sent: int = 0
+    closed: bool = False
     first_frame_at: float | None = None
-    done: asyncio.Future[str] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    done: asyncio.Future[str] = field(default_factory=_future)
+    _rest: bytearray = field(default_factory=bytearray)
+    _wake: Callable[[], None] = lambda: None
+
+    def feed(self, pcm: bytes) -> None:
+        self._rest += pcm
+        cut = len(self._rest) - len(self._rest) % self.frame_size
+        self.frames += [
+            bytes(self._rest[i : i + self.frame_size]) for i in range(0, cut, self.frame_size)
+        ]
+        del self._rest[:cut]
+        self._wake()
+
+    def close(self) -> None:
+        """No more audio: the last partial frame is padded with silence."""
+        if self._rest:
+            self.frames.append(bytes(self._rest.ljust(self.frame_size, b"\0")))
+            self._rest.clear()
+        self.closed = True
+        self._wake()
 
     @property
     def duration_ms(self) -> int:
         return len(self.frames) * FRAME_MS
+
+    @property
+    def starved(self) -> bool:
+        return self.sent == len(self.frames) and not self.closed
 
     def _finish(self, status: str) -> None:
         if not self.done.done():
@@ -48,7 +75,7 @@ class PacerStats:
     frames: int = 0
     max_lag_s: float = 0.0  # worst lateness of a frame against its deadline
     resyncs: int = 0  # times the schedule was restarted after a stall
-    drift_s: float = 0.0  # (send time of last frame) - (its deadline), over the current run
+    drift_s: float = 0.0  # lateness of the latest frame against its deadline
 
 
 class Pacer:
@@ -68,15 +95,13 @@ class Pacer:
         self._queue: list[Playback] = []
         self._wake = asyncio.Event()
         self.stats = PacerStats()
-        self.last_frame: bytes = (
-            self._silence
-        )  # what the caller's line carries now (echo reference)
 
-    def play(self, pcm: bytes) -> Playback:
-        playback = Playback(list(split_frames(pcm, self.sample_rate)))
-        if not playback.frames:
-            playback._finish("finished")
-            return playback
+    def play(self, pcm: bytes = b"", *, more: bool = False) -> Playback:
+        """Queue `pcm`; with `more=True` the caller feeds the rest and closes the playback."""
+        playback = Playback(len(self._silence), _wake=self._wake.set)
+        playback.feed(pcm)
+        if not more:
+            playback.close()
         self._queue.append(playback)
         self._wake.set()
         return playback
@@ -97,17 +122,28 @@ class Pacer:
         """Send frames until cancelled. Cancelling interrupts whatever is queued."""
         try:
             while True:
-                if not self._queue and not self._idle_silence:
+                if not self._idle_silence and not self._ready():
                     self._wake.clear()
                     await self._wake.wait()
+                    continue
                 await self._run_schedule()
         finally:
             self.interrupt()
 
+    def _ready(self) -> bool:
+        """Something to send now (drops finished playbacks from the head of the queue)."""
+        while (
+            self._queue
+            and self._queue[0].closed
+            and self._queue[0].sent == len(self._queue[0].frames)
+        ):
+            self._queue.pop(0)._finish("finished")
+        return bool(self._queue) and not self._queue[0].starved
+
     async def _run_schedule(self) -> None:
         start = self._clock()
         n = 0
-        while self._queue or self._idle_silence:
+        while self._idle_silence or self._ready():
             deadline = start + n * FRAME_S
             now = self._clock()
             if deadline > now:
@@ -115,24 +151,22 @@ class Pacer:
             elif now - deadline > MAX_LAG_S:
                 self.stats.resyncs += 1
                 start, n, deadline = now, 0, now
-            lag = self._clock() - deadline
-            self.stats.max_lag_s = max(self.stats.max_lag_s, lag)
-            self.stats.drift_s = lag
-            await self._send(self._next_frame())
+            frame = self._next_frame()
+            if frame is None:  # interrupted while we slept
+                return
+            self.stats.drift_s = self._clock() - deadline
+            self.stats.max_lag_s = max(self.stats.max_lag_s, self.stats.drift_s)
+            await self._send(frame)
             self.stats.frames += 1
             n += 1
 
-    def _next_frame(self) -> bytes:
-        if not self._queue:
-            self.last_frame = self._silence
-            return self._silence
+    def _next_frame(self) -> bytes | None:
+        if not self._ready():  # quiet, or the next sentence is still rendering
+            return self._silence if self._idle_silence else None
         playback = self._queue[0]
-        frame = playback.frames[playback.sent]
         if playback.sent == 0:
             playback.first_frame_at = self._clock()
         playback.sent += 1
-        if playback.sent == len(playback.frames):
-            self._queue.pop(0)
-            playback._finish("finished")
-        self.last_frame = frame
+        frame = playback.frames[playback.sent - 1]
+        self._ready()  # resolve `done` as soon as the last frame is out
         return frame

@@ -1,0 +1,122 @@
+"""The gateway as one FastAPI app: `/call` WebSocket, softphone page, health, call records.
+
+Engines load once in the lifespan (off the event loop); a missing ASR model degrades the bot
+to typed and DTMF input instead of failing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.common.config import Settings, get_settings
+from services.common.logging import get_logger
+from services.gateway.call.policy import CallPolicy
+from services.gateway.call.record import CallRecord, CallStore
+from services.gateway.engines import Engines, load_engines
+from services.gateway.registry import CallRegistry
+from services.gateway.ws import serve_websocket_call
+
+log = get_logger("gateway")
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engines: Engines | None = None,
+    policy: CallPolicy | None = None,
+) -> FastAPI:
+    """`engines`: already loaded ones (tests share one set across apps); else loaded at startup."""
+    settings = settings or get_settings()
+    policy = policy or CallPolicy()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engines = engines or await asyncio.to_thread(load_engines, settings)
+        app.state.registry = CallRegistry(CallStore(settings.data_dir / "calls.sqlite3"))
+        watcher = _start_kb_watcher(app.state.engines)
+        log.info("ready", degraded=app.state.engines.degraded)
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            app.state.registry.store.close()
+
+    app = FastAPI(title="Горячая линия — gateway", lifespan=lifespan)
+    _mount_kb_router(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        engines_: Engines | None = getattr(app.state, "engines", None)
+        if engines_ is None:
+            return JSONResponse({"ready": False, "reason": "engines are loading"}, status_code=503)
+        return JSONResponse(
+            {
+                "ready": True,
+                "degraded": bool(engines_.degraded),
+                "reasons": engines_.degraded,
+                "inputs": ["audio", "text", "dtmf"] if engines_.recognizer else ["text", "dtmf"],
+                "engines": engines_.describe(),
+                "active_calls": len(app.state.registry.active),
+                "tasks": len(asyncio.all_tasks()),  # a leak shows here first
+            }
+        )
+
+    @app.websocket("/call")
+    async def call(ws: WebSocket) -> None:
+        await serve_websocket_call(ws, app.state.engines, app.state.registry, policy)
+
+    @app.get("/v1/calls/{call_id}")
+    async def call_record(call_id: str) -> CallRecord:
+        record = await asyncio.to_thread(app.state.registry.get, call_id)
+        if record is None:
+            raise HTTPException(404, f"no call {call_id}")
+        return record
+
+    @app.get("/v1/calls/{call_id}/route", response_class=PlainTextResponse)
+    async def call_route(call_id: str) -> str:
+        """Where Asterisk sends a caller after AudioSocket() returns: a queue name, or empty
+        (plain text, for the dialplan's CURL())."""
+        record = await asyncio.to_thread(app.state.registry.get, call_id)
+        if record is None:
+            raise HTTPException(404, f"no call {call_id}")
+        return record.handoff_queue or ""
+
+    @app.get("/", include_in_schema=False)
+    async def softphone() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _mount_kb_router(app: FastAPI) -> None:
+    """The dialog package's KB editing API, when it provides one (`services.dialog.api.router`)."""
+    try:
+        module = importlib.import_module("services.dialog.api")
+    except ModuleNotFoundError:
+        return
+    app.include_router(module.router)
+
+
+def _start_kb_watcher(engines: Engines) -> asyncio.Task[None] | None:
+    """Reload the knowledge base when its files change (the dialog engine keeps the last good
+    one on a bad edit)."""
+    watch = getattr(engines.dialog, "watch", None)
+    return asyncio.create_task(watch()) if watch is not None else None

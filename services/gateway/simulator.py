@@ -1,0 +1,326 @@
+"""The caller simulator behind `voicebot call`: plays caller turns into the bot in real time.
+
+A caller's line carries audio all the time, so while a call is up the simulator sends 20 ms
+frames against a monotonic clock: the caller's WAV when it speaks, silence otherwise (the bot's
+endpointer needs the trailing silence, as on a real phone). Per turn it reports what the bot
+heard, the intent and decision, the reply, and the latency from the end of the caller's turn to
+the first reply audio frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import httpx
+import websockets
+
+from services.common.audio import FRAME_MS, frame_bytes, read_wav, split_frames
+
+TurnKind = Literal["wav", "text", "dtmf", "silence"]
+
+
+@dataclass
+class Turn:
+    kind: TurnKind
+    value: str  # WAV path, typed text, DTMF digits, or seconds of silence
+    barge_in: bool = False  # start while the bot is still speaking
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}: {Path(self.value).name if self.kind == 'wav' else self.value}"
+
+
+@dataclass
+class TurnResult:
+    turn: Turn
+    heard: str = ""
+    partials: list[str] = field(default_factory=list)
+    intent: str | None = None
+    score: float | None = None
+    decision: str | None = None
+    reply: str = ""
+    latency_ms: float | None = None  # end of caller turn -> first reply audio frame
+    reply_audio: bytes = b""
+    playback: str = ""  # finished | interrupted | "" (no reply)
+    barged_in: bool = False
+
+
+@dataclass
+class CallResult:
+    call_id: str = ""
+    greeting: str = ""
+    turns: list[TurnResult] = field(default_factory=list)
+    handoff: dict[str, Any] | None = None
+    hangup: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+
+
+class _Line:
+    """The caller's side of the audio: real-time 20 ms frames, speech when queued, else silence."""
+
+    def __init__(self, send: Callable[[bytes], Any], sample_rate: int) -> None:
+        self._send, self._rate = send, sample_rate
+        self._queue: list[bytes] = []
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.last_speech_sent = 0.0
+
+    def speak(self, pcm: bytes) -> None:
+        self._queue.extend(split_frames(pcm, self._rate))
+        self.idle.clear()
+
+    async def run(self) -> None:
+        silence = b"\0" * frame_bytes(self._rate)
+        start, n = time.monotonic(), 0
+        while True:
+            delay = start + n * FRAME_MS / 1000 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._queue:
+                await self._send(self._queue.pop(0))
+                if not self._queue:
+                    self.last_speech_sent = time.monotonic()
+                    self.idle.set()
+            else:
+                await self._send(silence)
+            n += 1
+
+
+class WebSocketCaller:
+    """One call over the `/call` WebSocket."""
+
+    def __init__(
+        self,
+        url: str,
+        sample_rate: int = 16000,
+        caller_id: str = "simulator",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.url, self.sample_rate, self.caller_id, self.timeout_s = (
+            url,
+            sample_rate,
+            caller_id,
+            timeout_s,
+        )
+        self.result = CallResult()
+        self._events: list[tuple[float, dict[str, Any]]] = []
+        self._frames: list[tuple[float, bytes]] = []
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    async def run(self, turns: list[Turn], *, audio_line: bool | None = None) -> CallResult:
+        line_needed = any(t.kind in ("wav", "silence") or t.barge_in for t in turns)
+        async with websockets.connect(self.url, max_size=2**22) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "start",
+                        "caller_id": self.caller_id,
+                        "sample_rate": self.sample_rate,
+                        "format": "pcm_s16le",
+                    }
+                )
+            )
+            reader = asyncio.create_task(self._read(ws))
+            line = _Line(ws.send, self.sample_rate)
+            line_task = asyncio.create_task(line.run()) if (audio_line or line_needed) else None
+            try:
+                started = await self._wait(lambda e: e["type"] in ("started", "error"))
+                self.result.call_id = started.get("call_id", "")
+                if started["type"] == "error":
+                    return self.result
+                greeting_done = not turns or not turns[0].barge_in
+                self.result.greeting = (await self._turn_outcome(0, wait_end=greeting_done)).reply
+                for turn in turns:
+                    if self._closed:
+                        break
+                    self.result.turns.append(await self._play(ws, line, turn))
+                if not self._closed:
+                    await ws.send(json.dumps({"type": "hangup"}))
+                    await self._wait(lambda e: e["type"] == "hangup", timeout=5)
+            finally:
+                for task in (line_task, reader):
+                    if task:
+                        task.cancel()
+                await asyncio.gather(*(t for t in (line_task, reader) if t), return_exceptions=True)
+        self.result.events = [e for _, e in self._events]
+        self.result.record = await fetch_record(self.url, self.result.call_id)
+        return self.result
+
+    async def _read(self, ws: websockets.ClientConnection) -> None:
+        try:
+            async for message in ws:
+                now = time.monotonic()
+                if isinstance(message, bytes):
+                    self._frames.append((now, message))
+                else:
+                    event = json.loads(message)
+                    self._events.append((now, event))
+                    if event["type"] == "handoff":
+                        self.result.handoff = event
+                    elif event["type"] == "hangup":
+                        self.result.hangup = event
+                    elif event["type"] == "error":
+                        self.result.errors.append(event)
+                self._changed.set()
+        finally:
+            self._closed = True
+            self._changed.set()
+
+    async def _wait(
+        self,
+        pred: Callable[[dict[str, Any]], bool],
+        since: float = 0.0,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + (timeout or self.timeout_s)
+        while True:
+            for t, event in self._events:
+                if t >= since and pred(event):
+                    return event
+            if self._closed:
+                raise ConnectionError("the bot closed the call")
+            self._changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no reply from the bot in time")
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+    async def _play(self, ws: websockets.ClientConnection, line: _Line, turn: Turn) -> TurnResult:
+        result = TurnResult(turn)
+        if not turn.barge_in:  # a polite caller waits until the bot stopped talking
+            await self._quiet()
+        start = time.monotonic()
+        if turn.kind == "wav":
+            pcm, _ = read_wav(turn.value, self.sample_rate)
+            line.speak(pcm)
+            await line.idle.wait()
+            end = line.last_speech_sent
+        elif turn.kind == "text":
+            await ws.send(json.dumps({"type": "text", "text": turn.value}))
+            end = time.monotonic()
+        elif turn.kind == "dtmf":
+            for digit in turn.value:
+                await ws.send(json.dumps({"type": "dtmf", "digit": digit}))
+                await asyncio.sleep(0.1)
+            end = time.monotonic()
+        else:
+            await asyncio.sleep(float(turn.value))
+            end = time.monotonic()
+        try:
+            final = await self._wait(
+                lambda e: (
+                    (e["type"] == "transcript" and e["final"]) or e["type"] in ("handoff", "hangup")
+                ),
+                since=start,
+            )
+        except (TimeoutError, ConnectionError):
+            if turn.kind != "silence":
+                raise
+            final = await self._wait(lambda e: e["type"] == "playback", since=start)
+        result.barged_in = any(e["type"] == "barge_in" for t, e in self._events if t >= start)
+        result.partials = [
+            e["text"]
+            for t, e in self._events
+            if t >= start and e["type"] == "transcript" and not e["final"]
+        ]
+        turn_no = final.get("turn")
+        if turn_no is None:  # DTMF transfer: the reply is the transfer notice of the newest turn
+            turn_no = max(
+                (
+                    e.get("turn", 0)
+                    for t, e in self._events
+                    if t >= start and e["type"] == "playback"
+                ),
+                default=None,
+            )
+        if turn_no is None:
+            return result
+        outcome = await self._turn_outcome(turn_no, since=start, end=end)
+        outcome.turn, outcome.partials, outcome.barged_in = turn, result.partials, result.barged_in
+        return outcome
+
+    async def _quiet(self) -> None:
+        """Wait until no reply is playing (its playback event finished or interrupted)."""
+        started = {
+            e["turn"]
+            for _, e in self._events
+            if e["type"] == "playback" and e["status"] == "started"
+        }
+        for turn_no in started:
+            await self._wait(
+                lambda e, n=turn_no: (
+                    e["type"] == "hangup"
+                    or (e["type"] == "playback" and e["turn"] == n and e["status"] != "started")
+                )
+            )
+
+    async def _turn_outcome(
+        self, turn_no: int, since: float = 0.0, end: float | None = None, wait_end: bool = True
+    ) -> TurnResult:
+        """What the bot did with turn `turn_no`: intent, reply, its audio and the latency."""
+        result = TurnResult(Turn("text", ""))
+        started = await self._wait(
+            lambda e: e["type"] == "hangup" or (e["type"] == "playback" and e["turn"] == turn_no),
+            since=since,
+        )
+        if wait_end and started["type"] != "hangup":
+            done = await self._wait(
+                lambda e: (
+                    e["type"] == "hangup"
+                    or (
+                        e["type"] == "playback"
+                        and e["turn"] == turn_no
+                        and e["status"] != "started"
+                    )
+                ),
+                since=since,
+            )
+            result.playback = done.get("status", "")
+        started_at = next(t for t, e in self._events if e is started)
+        for t, event in self._events:
+            if t < since or event.get("turn") != turn_no:
+                continue
+            if event["type"] == "transcript" and event["final"]:
+                result.heard = event["text"]
+            elif event["type"] == "intent":
+                result.intent, result.score = event["intent"], event["score"]
+                result.decision = event["decision"]
+            elif event["type"] == "reply":
+                result.reply = event["text"]
+        frames = [(t, f) for t, f in self._frames if t >= started_at]
+        if not wait_end:
+            return result
+        finished_at = max(
+            (t for t, e in self._events if e.get("turn") == turn_no), default=started_at
+        )
+        result.reply_audio = b"".join(f for t, f in frames if t <= finished_at + 0.05)
+        if frames and end is not None:
+            result.latency_ms = round((frames[0][0] - end) * 1000, 1)
+        return result
+
+
+async def fetch_record(url: str, call_id: str) -> dict[str, Any] | None:
+    """The call record from the gateway's HTTP API (same host as the call URL)."""
+    if not call_id:
+        return None
+    parts = urlparse(url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            reply = await client.get(f"{scheme}://{parts.netloc}/v1/calls/{call_id}")
+    except httpx.HTTPError:
+        return None
+    return reply.json() if reply.status_code == 200 else None

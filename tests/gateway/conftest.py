@@ -1,0 +1,78 @@
+"""Real engines, loaded once per test session, behind real gateway servers on real sockets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from services.common.config import Settings
+from services.gateway.app import create_app
+from services.gateway.call.policy import CallPolicy
+from services.gateway.engines import Engines, load_engines
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(korean_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The Korean Vosk model stands in for the Russian one (same engine, same API)."""
+    return Settings(asr_model=korean_model_path, data_dir=tmp_path_factory.mktemp("gateway-data"))
+
+
+@pytest.fixture(scope="session")
+def engines(gateway_settings: Settings) -> Engines:
+    return load_engines(gateway_settings)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_gateway(
+    settings: Settings, engines: Engines, policy: CallPolicy | None = None
+) -> Iterator[str]:
+    """A real uvicorn server in a thread; yields its base URL http://127.0.0.1:PORT."""
+    port = free_port()
+    app = create_app(settings, engines=engines, policy=policy)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_settings: Settings, engines: Engines) -> Iterator[str]:
+    with running_gateway(gateway_settings, engines) as url:
+        yield url
+
+
+@pytest.fixture
+def gateway_with(gateway_settings: Settings, engines: Engines) -> Callable:
+    """A gateway with its own call policy (timeouts etc.), sharing the session's engines."""
+    return lambda policy: running_gateway(gateway_settings, engines, policy)
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http://", "ws://") + "/call"
+
+
+def active_calls(base: str) -> int:
+    return httpx.get(base + "/readyz").json()["active_calls"]

@@ -15,7 +15,6 @@ import websockets
 
 from services.common.audio import duration_s, pcm16_to_float
 from services.common.config import Settings
-from services.gateway.call.policy import CallPolicy
 from services.gateway.engines import load_engines
 from services.gateway.simulator import Turn, WebSocketCaller
 

@@ -16,10 +16,8 @@ from services.asr.pool import DecoderPool
 from services.asr.server import SessionLimits, create_app
 from services.common.audio import read_wav
 
-from .helpers import Speech, free_port
+from .helpers import DIGITS, SENTENCE, Speech, free_port
 
-SENTENCE = "안녕하세요 저는 학생입니다 오늘 날씨가 좋네요"
-DIGITS = "하나 둘 셋 넷 다섯 여섯"
 MAX_STREAMS = 8  # small, so the overload test can reach it
 
 

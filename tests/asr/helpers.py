@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 from services.asr.engine import VoskRecognizer
 
+SENTENCE = "안녕하세요 저는 학생입니다 오늘 날씨가 좋네요"
+DIGITS = "하나 둘 셋 넷 다섯 여섯"
+
 
 @dataclass
 class Speech:

@@ -1,0 +1,50 @@
+"""`voicebot asr FILE.wav … [--json]` with the real Korean model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from services.asr.cli import asr_command
+from services.common.audio import read_wav, write_wav
+
+from .helpers import SENTENCE
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(asr_command)
+    return app
+
+
+def test_asr_prints_transcripts_with_word_timings(
+    korean_model_path: Path, espeak_wav, tmp_path: Path
+) -> None:
+    wav22k = espeak_wav(SENTENCE, voice="ko", name="cli")  # eSpeak writes 22.05 kHz
+    pcm8k, _ = read_wav(wav22k, 8000)
+    wav8k = tmp_path / "phone.wav"
+    write_wav(wav8k, pcm8k, 8000)
+
+    result = CliRunner().invoke(
+        cli(), ["--json", "--model", str(korean_model_path), str(wav22k), str(wav8k)]
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["file"] for r in records] == [str(wav22k), str(wav8k)]
+    for record in records:
+        assert record["text"] and record["duration_s"] > 2
+        starts = [w["start"] for w in record["words"]]
+        assert starts == sorted(starts) and record["words"][-1]["end"] <= record["duration_s"]
+
+    plain = CliRunner().invoke(cli(), ["--model", str(korean_model_path), str(wav8k)])
+    assert plain.exit_code == 0 and plain.output.startswith(f"{wav8k}: ") and len(plain.output) > 20
+
+
+def test_asr_without_a_model_says_how_to_fetch_it(tmp_path: Path, espeak_wav) -> None:
+    wav = espeak_wav("да", voice="ru", name="nomodel")
+    result = CliRunner().invoke(cli(), ["--model", str(tmp_path / "missing"), str(wav)])
+    assert result.exit_code == 2
+    assert "voicebot models fetch" in result.output

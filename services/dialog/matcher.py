@@ -30,7 +30,7 @@ KEYWORD_WEIGHT = 0.25
 COVERAGE_WEIGHT = 0.7  # share of IDF word overlap in an example's score (rest: fuzzy)
 UNKNOWN_WORD_IDF = 2.0  # × the rarest KB word's IDF: a word the KB never uses suggests out of scope
 CORRECTION_CUTOFF = 80  # ratio for mapping an unknown (misheard) token to a KB word
-MAX_CANDIDATES = 1500  # examples scored per utterance, by IDF-weighted shared tokens
+MAX_CANDIDATES = 200  # examples fuzzy-scored per utterance: those sharing the most IDF weight
 TOP = 5
 
 
@@ -143,13 +143,14 @@ class Matcher:
             if exclude is not None:
                 weight[exclude] = 0
             cand = np.flatnonzero(weight)
-            if len(cand) > MAX_CANDIDATES:
-                cand = cand[np.argpartition(-weight[cand], MAX_CANDIDATES)[:MAX_CANDIDATES]]
-            fuzzy = self._fuzzy(query, [self._choices[i] for i in cand])
             # IDF-weighted share of the caller's words the example has, and of the example's
             # words the caller said: words the KB never uses (out of scope) pull this down.
             said = sum(self._idf.get(t, self._unknown_idf) for t in set(tokens))
             overlap = np.sqrt((weight[cand] / said) * (weight[cand] / self._example_mass[cand]))
+            if len(cand) > MAX_CANDIDATES:  # fuzzy-score only the examples sharing the most
+                keep = np.argpartition(-overlap, MAX_CANDIDATES)[:MAX_CANDIDATES]
+                cand, overlap = cand[keep], overlap[keep]
+            fuzzy = self._fuzzy(query, [self._choices[i] for i in cand])
             combined = (1 - COVERAGE_WEIGHT) * fuzzy + COVERAGE_WEIGHT * overlap
             np.maximum.at(best, self._example_intent[cand], combined)
         if context is not None and tokens:

@@ -10,6 +10,7 @@ the first reply audio frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import websockets
 from services.common.audio import FRAME_MS, frame_bytes, read_wav, split_frames
 
 TurnKind = Literal["wav", "text", "dtmf", "silence"]
+BARGE_IN_AFTER_S = 0.6  # a barging caller starts this long after the bot began its reply
 
 
 @dataclass
@@ -140,10 +142,11 @@ class WebSocketCaller:
                     return self.result
                 greeting_done = not turns or not turns[0].barge_in
                 self.result.greeting = (await self._turn_outcome(0, wait_end=greeting_done)).reply
-                for turn in turns:
+                for n, turn in enumerate(turns):
                     if self._closed:
                         break
-                    self.result.turns.append(await self._play(ws, line, turn))
+                    barged = n + 1 < len(turns) and turns[n + 1].barge_in
+                    self.result.turns.append(await self._play(ws, line, turn, not barged))
                 if not self._closed:
                     await ws.send(json.dumps({"type": "hangup"}))
                     await self._wait(lambda e: e["type"] == "hangup", timeout=5)
@@ -198,7 +201,9 @@ class WebSocketCaller:
             except TimeoutError:
                 continue
 
-    async def _play(self, ws: websockets.ClientConnection, line: _Line, turn: Turn) -> TurnResult:
+    async def _play(
+        self, ws: websockets.ClientConnection, line: _Line, turn: Turn, wait_end: bool = True
+    ) -> TurnResult:
         result = TurnResult(turn)
         if not turn.barge_in:  # a polite caller waits until the bot stopped talking
             await self._quiet()
@@ -248,7 +253,7 @@ class WebSocketCaller:
             )
         if turn_no is None:
             return result
-        outcome = await self._turn_outcome(turn_no, since=start, end=end)
+        outcome = await self._turn_outcome(turn_no, since=start, end=end, wait_end=wait_end)
         outcome.turn, outcome.partials, outcome.barged_in = turn, result.partials, result.barged_in
         return outcome
 
@@ -270,13 +275,18 @@ class WebSocketCaller:
     async def _turn_outcome(
         self, turn_no: int, since: float = 0.0, end: float | None = None, wait_end: bool = True
     ) -> TurnResult:
-        """What the bot did with turn `turn_no`: intent, reply, its audio and the latency."""
+        """What the bot did with turn `turn_no`: intent, reply, its audio and the latency.
+
+        `wait_end=False` (the next turn barges in): return once the reply has played a while.
+        """
         result = TurnResult(Turn("text", ""))
         started = await self._wait(
             lambda e: e["type"] == "hangup" or (e["type"] == "playback" and e["turn"] == turn_no),
             since=since,
         )
-        if wait_end and started["type"] != "hangup":
+        started_at = next(t for t, e in self._events if e is started)
+        finished_at = float("inf")
+        if started["type"] == "playback" and wait_end:
             done = await self._wait(
                 lambda e: (
                     e["type"] == "hangup"
@@ -289,7 +299,10 @@ class WebSocketCaller:
                 since=since,
             )
             result.playback = done.get("status", "")
-        started_at = next(t for t, e in self._events if e is started)
+            finished_at = next(t for t, e in self._events if e is done)
+        elif started["type"] == "playback":
+            await self._wait_frame(started_at)
+            await asyncio.sleep(BARGE_IN_AFTER_S)
         for t, event in self._events:
             if t < since or event.get("turn") != turn_no:
                 continue
@@ -300,16 +313,20 @@ class WebSocketCaller:
                 result.decision = event["decision"]
             elif event["type"] == "reply":
                 result.reply = event["text"]
-        frames = [(t, f) for t, f in self._frames if t >= started_at]
-        if not wait_end:
-            return result
-        finished_at = max(
-            (t for t, e in self._events if e.get("turn") == turn_no), default=started_at
-        )
-        result.reply_audio = b"".join(f for t, f in frames if t <= finished_at + 0.05)
+        frames = [(t, f) for t, f in self._frames if started_at <= t <= finished_at]
+        result.reply_audio = b"".join(f for _, f in frames)
         if frames and end is not None:
             result.latency_ms = round((frames[0][0] - end) * 1000, 1)
         return result
+
+    async def _wait_frame(self, after: float) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not any(t >= after for t, _ in self._frames[-5:]) and not self._closed:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no reply audio from the bot in time")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 0.5)
 
 
 async def fetch_record(url: str, call_id: str) -> dict[str, Any] | None:

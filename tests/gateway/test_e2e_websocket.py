@@ -215,3 +215,17 @@ def test_caller_simulator_cli_prints_each_turn(gateway, tmp_path):
     assert turn["latency_ms"] > 0
     saved = tmp_path / "turn01.wav"
     assert saved.is_file() and duration_s(saved.read_bytes()[44:], 16000) > 1.0
+
+
+async def test_caller_speech_over_the_reply_barges_in(gateway, espeak_wav):
+    """Real Silero VAD + real Vosk: speaking over the bot stops its reply; the new words count."""
+    wav = espeak_wav("안녕하세요. 오늘 날씨가 아주 좋습니다.", "ko", "barge-ko")
+    turns = [Turn("text", "сколько стоит звонок"), Turn("wav", str(wav), barge_in=True)]
+    result = await WebSocketCaller(ws_url(gateway)).run(turns)
+    answer, interruption = result.turns
+    assert answer.intent == "line_cost"
+    assert interruption.barged_in
+    stops = [e for e in result.events if e["type"] == "playback" and e["status"] == "interrupted"]
+    assert stops and stops[0]["turn"] == 1
+    assert interruption.heard and interruption.reply
+    assert result.record["turns"][1]["barged_in"] is True

@@ -23,10 +23,15 @@ def browser_with_mic(espeak_wav):
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
             args=[
-                "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic}",
-                "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={mic}",
+                "--autoplay-policy=no-user-gesture-required",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
             ],
         )
         try:
@@ -56,7 +61,8 @@ def test_microphone_speech_gives_live_transcript(gateway, browser_with_mic, arti
     page.goto(gateway + "/")
     page.click("[data-testid=call]")
     page.wait_for_function(
-        "window.softphone.events.some(e => e.type === 'transcript' && /[\\uac00-\\ud7a3]/.test(e.text))",
+        "window.softphone.events.some(e => e.type === 'transcript'"
+        " && /[\\uac00-\\ud7a3]/.test(e.text))",
         timeout=40000,
     )  # the fake microphone's Korean words, recognized by Vosk while the call is up
     page.wait_for_selector("#log li.caller", timeout=30000)

@@ -73,24 +73,24 @@ class Run:
         )
 
 
-def one_run(env: dict[str, str]) -> Run:
+def one_run(env: dict[str, str], log: Path) -> Run:
     """Spawn, wait for ready, measure, stop. Times are from the spawn."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(VOICEBOT), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with log.open("w") as log_file:  # a file, not a pipe: a chatty server must never block
+        proc = subprocess.Popen(
+            [str(VOICEBOT), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         with httpx.Client(timeout=2.0) as client:
             while time.perf_counter() - started < TIMEOUT_S:
                 if proc.poll() is not None:
                     raise RuntimeError(
-                        f"voicebot serve exited {proc.returncode}:\n{proc.stderr.read()}"
+                        f"voicebot serve exited {proc.returncode}:\n{log.read_text()}"
                     )
                 try:
                     response = client.get(f"{url}/readyz")
@@ -167,7 +167,7 @@ def main() -> None:
         "VOICEBOT_LOG_LEVEL": "WARNING",
     }
     try:
-        runs = [one_run(env) for _ in range(args.runs)]
+        runs = [one_run(env, Path(data_dir) / "serve.log") for _ in range(args.runs)]
         text = report(runs, cli_import_s(env), env)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -21,7 +21,7 @@ from services.dialog.schema import EntityList, KBFile, Scenario, Settings
 
 Path_ = tuple[str | int, ...]
 PLACEHOLDER = re.compile(r"\{(\w+)(?:\.(\w+))?\}")
-_GLOBAL_PLACEHOLDERS = {"prompt", "first", "second"}
+NO_SCENARIOS = "no scenarios found"
 
 
 class Issue(BaseModel):
@@ -324,10 +324,14 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
         texts.append(("followup", 0, sc.followup))
     for key, i, text in texts:
         sub: Path_ = (key, i) if key == "answers" else (key,)
+        reported: set[str] = set()
         for m in PLACEHOLDER.finditer(text):
             name, attr = m.group(1), m.group(2)
             slot = sc.slots.get(name)
             if slot is None:
+                if name in reported:
+                    continue
+                reported.add(name)
                 add(
                     "error",
                     sub,
@@ -429,7 +433,7 @@ def _merge(
                 severity="error",
                 file=str(directory),
                 line=None,
-                message="no scenarios found",
+                message=NO_SCENARIOS,
                 fix="add YAML files with a `scenarios:` list",
             )
         )
@@ -478,6 +482,8 @@ def load_kb(directory: Path) -> tuple[KnowledgeBase | None, list[Issue]]:
         if data is not None:
             good.append((data, source))
     kb, merged = _merge(good, directory)
+    if issues:  # «no scenarios» only repeats that the files holding them failed
+        merged = [i for i in merged if i.message != NO_SCENARIOS]
     issues.extend(merged)
     if any(i.severity == "error" for i in issues):
         return None, issues

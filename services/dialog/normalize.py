@@ -107,8 +107,10 @@ def lemma(word: str) -> tuple[str, str | None]:
     if not word.isalpha():
         return word, None
     parses = _analyzer().parse(word)
-    # «Тверская» parses first as a street (Geox); the adjective keeps «Тверская/в Тверской» equal.
-    parse = next((p for p in parses if not _PROPER & p.tag.grammemes), parses[0])
+    # An adjective reading wins over a name («Тверская» street) or a noun made of the adjective
+    # («холодные» → «холодное»), so «Тверская/в Тверской», «холодные/холодная» meet.
+    common = [p for p in parses if not _PROPER & p.tag.grammemes] or parses
+    parse = next((p for p in common if p.tag.POS == "ADJF"), common[0])
     return parse.normal_form.replace("ё", "е"), parse.tag.POS
 
 

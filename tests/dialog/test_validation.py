@@ -82,9 +82,18 @@ def test_unknown_key_says_did_you_mean_with_line(write_kb) -> None:
 def test_duplicate_id_points_at_the_second(write_kb) -> None:
     kb_dir = write_kb(
         {
-            "a.yaml": "scenarios:\n  - {id: hours, title: Часы, examples: [когда], answers: [Всегда.]}\n",
-            "b.yaml": "scenarios:\n  - id: x\n    title: X\n    examples: [икс]\n    answers: [Икс.]\n"
-            "  - id: hours\n    title: Часы 2\n    examples: [во сколько]\n    answers: [Всегда.]\n",
+            "a.yaml": """\
+                scenarios:
+                  - {id: hours, title: Часы, examples: [когда], answers: [Всегда.]}
+                """,
+            "b.yaml": """\
+                scenarios:
+                  - {id: x, title: X, examples: [икс], answers: [Икс.]}
+                  - {id: y, title: Y, examples: [игрек], answers: [Игрек.]}
+                  - {id: z, title: Z, examples: [зет], answers: [Зет.]}
+                  - {id: w, title: W, examples: [дубль], answers: [Дубль.]}
+                  - {id: hours, title: Часы 2, examples: [во сколько], answers: [Всегда.]}
+                """,
         }
     )
     _, issues = load_kb(kb_dir)

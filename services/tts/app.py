@@ -6,6 +6,7 @@ any audio is sent, so every bad request gets a clear 4xx, never a broken stream.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +21,7 @@ from services.tts.formats import (
     pcm16_to_ulaw,
     streaming_wav_header,
 )
-from services.tts.synthesizer import InvalidRequest, Plan, Synthesizer
+from services.tts.synthesizer import SAMPLE_RATES, InvalidRequest, Plan, Synthesizer
 
 
 class SynthesizeRequest(BaseModel):
@@ -37,6 +38,17 @@ class SynthesizeRequest(BaseModel):
         return self
 
 
+class PrerenderRequest(BaseModel):
+    texts: list[str] = Field(max_length=10000)
+    rates: list[int] = [8000]
+
+    @model_validator(mode="after")
+    def _known_rates(self) -> PrerenderRequest:
+        if bad := [r for r in self.rates if r not in SAMPLE_RATES]:
+            raise ValueError(f"unsupported sample rates {bad}; use {list(SAMPLE_RATES)}")
+        return self
+
+
 def create_tts_app(synthesizer: Synthesizer) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -44,10 +56,11 @@ def create_tts_app(synthesizer: Synthesizer) -> FastAPI:
         synthesizer.close()
 
     app = FastAPI(title="voicebot TTS", lifespan=lifespan)
+    background: set[asyncio.Task[int]] = set()  # referenced, so running tasks are not collected
 
-    def plan(request: SynthesizeRequest) -> Plan:
+    async def plan(request: SynthesizeRequest) -> Plan:
         try:
-            return synthesizer.plan(
+            return await synthesizer.aplan(
                 request.text, ssml=request.ssml, sample_rate=request.rate, speaker=request.speaker
             )
         except InvalidRequest as exc:
@@ -58,7 +71,7 @@ def create_tts_app(synthesizer: Synthesizer) -> FastAPI:
 
     @app.post("/v1/synthesize")
     async def synthesize(request: SynthesizeRequest) -> Response:
-        pcm = b"".join([chunk async for chunk in synthesizer.render_plan(plan(request))])
+        pcm = b"".join([chunk async for chunk in synthesizer.render_plan(await plan(request))])
         return Response(
             encode(pcm, request.rate, request.format),
             media_type=media_type(request.format, request.rate),
@@ -68,7 +81,7 @@ def create_tts_app(synthesizer: Synthesizer) -> FastAPI:
     @app.post("/v1/synthesize/stream")
     async def synthesize_stream(request: SynthesizeRequest) -> StreamingResponse:
         """Chunked: each sentence is sent as soon as it is rendered."""
-        checked = plan(request)
+        checked = await plan(request)
 
         async def body() -> AsyncIterator[bytes]:
             if request.format == "wav":
@@ -79,6 +92,14 @@ def create_tts_app(synthesizer: Synthesizer) -> FastAPI:
         return StreamingResponse(
             body(), media_type=media_type(request.format, request.rate), headers=headers(request)
         )
+
+    @app.post("/v1/prerender", status_code=202)
+    async def prerender(request: PrerenderRequest) -> dict[str, object]:
+        """Render answers into the cache in the background (e.g. a knowledge base at load)."""
+        task = asyncio.create_task(synthesizer.prerender(request.texts, request.rates))
+        background.add(task)
+        task.add_done_callback(background.discard)
+        return {"accepted": len(request.texts), "rates": request.rates}
 
     @app.get("/v1/speakers")
     async def speakers() -> dict[str, object]:

@@ -50,6 +50,16 @@ class HttpSynthesizer:
         except httpx.TransportError as exc:
             raise TtsServiceError(f"TTS service {self.url} unreachable: {exc}") from exc
 
+    async def prerender(self, texts: list[str], sample_rates: tuple[int, ...] = (8000,)) -> int:
+        """Ask the service to render `texts` into its cache (it works in the background)."""
+        response = await self._client.post(
+            "/v1/prerender", json={"texts": texts, "rates": list(sample_rates)}
+        )
+        if response.status_code != 202:
+            detail = _detail(response)
+            raise TtsServiceError(f"TTS service {self.url}: {response.status_code} {detail}")
+        return 0  # rendered remotely; the count is in the service's log
+
     def describe(self) -> dict[str, object]:
         """The remote engine as the service reported it at start (so /readyz shows Silero or
         eSpeak NG, not just «http»), plus where it runs."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from num2words import num2words
@@ -123,9 +123,6 @@ def _next_word(text: str, end: int) -> str:
 
 def _case_before(text: str, start: int) -> str:
     return CASE_AFTER.get(_prev_word(text, start), "n")
-
-
-Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 
 
 def _apply(text: str, pattern: re.Pattern[str], fn: Callable[[re.Match[str], str], str]) -> str:
@@ -700,7 +697,7 @@ def _normalize(text: str) -> str:
     text = _apply(text, YEAR, _year)
     text = _days(text)
     for pattern, words in WORD_REPLACEMENTS:
-        text = _apply(text, pattern, lambda m, whole, words=words: _keep_final_dot(m, whole, words))
+        text = _apply(text, pattern, partial(_keep_final_dot, words=words))
     text = _apply(text, ORDINAL_SUFFIX, _ordinal_suffix)
     text = GROUPED.sub(lambda m: re.sub(r"\D", "", m.group(0)), text)
     text = _apply(text, UNIT, _unit)

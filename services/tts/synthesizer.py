@@ -181,12 +181,24 @@ class Synthesizer:
             for future in running:
                 future.cancel()
 
+    async def aplan(
+        self,
+        text: str | None = None,
+        *,
+        ssml: str | None = None,
+        sample_rate: int = 8000,
+        speaker: str | None = None,
+    ) -> Plan:
+        """`plan` off the event loop: stress marking runs a small neural net per sentence."""
+        return await asyncio.to_thread(
+            self.plan, text, ssml=ssml, sample_rate=sample_rate, speaker=speaker
+        )
+
     async def stream(
         self, text: str, sample_rate: int, speaker: str | None = None
     ) -> AsyncIterator[bytes]:
-        async for pcm in self.render_plan(
-            self.plan(text, sample_rate=sample_rate, speaker=speaker)
-        ):
+        plan = await self.aplan(text, sample_rate=sample_rate, speaker=speaker)
+        async for pcm in self.render_plan(plan):
             yield pcm
 
     async def synthesize(self, text: str, sample_rate: int, speaker: str | None = None) -> bytes:
@@ -214,7 +226,7 @@ class Synthesizer:
                 if not fixed.strip():
                     continue
                 try:
-                    plan = self.plan(fixed, sample_rate=rate, speaker=speaker)
+                    plan = await self.aplan(fixed, sample_rate=rate, speaker=speaker)
                 except InvalidRequest as exc:
                     log.warning("prerender.skip", text=text[:60], reason=str(exc))
                     continue

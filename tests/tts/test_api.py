@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import threading
@@ -171,4 +172,26 @@ async def test_http_client_names_an_unreachable_service() -> None:
     assert "not reachable" in str(client.describe()["reason"])
     with pytest.raises(TtsServiceError, match="unreachable"):
         await client.synthesize("да", 8000)
+    await client.aclose()
+
+
+async def test_prerender_over_http_fills_the_service_cache(server: str) -> None:
+    client = HttpSynthesizer(server)
+    answer = "Линия работает круглосуточно. Звонок бесплатный."
+
+    def entries() -> int:
+        return int(httpx.get(server + "/readyz").json()["tts"]["cache"]["entries"])
+
+    before = entries()
+    await client.prerender([answer], sample_rates=(8000, 16000))
+    deadline = time.monotonic() + 10
+    while entries() < before + 4:  # two sentences at two rates, rendered in the background
+        assert time.monotonic() < deadline, "prerender did not finish"
+        await asyncio.sleep(0.05)
+    hits_before = httpx.get(server + "/readyz").json()["tts"]["cache"]["hits"]
+    assert _post(server, text=answer, rate=16000).status_code == 200
+    hits_after = httpx.get(server + "/readyz").json()["tts"]["cache"]["hits"]
+    assert hits_after - hits_before == 2  # both sentences came from the cache
+    bad = _post(server, "/v1/prerender", texts=["да"], rates=[11025])
+    assert bad.status_code == 422 and "unsupported sample rates [11025]" in bad.text
     await client.aclose()

@@ -197,6 +197,9 @@ def _read_file(path: Path, root: Path) -> tuple[KBFile | None, Source, list[Issu
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         col = f", column {mark.column + 1}" if mark else ""
+        ctx = exc.context_mark
+        if exc.context and ctx and ctx is not mark and ctx.line + 1 != line:
+            col += f" ({exc.context} at line {ctx.line + 1})"
         return (
             None,
             empty,

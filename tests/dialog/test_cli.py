@@ -27,7 +27,7 @@ def test_ask_json_contract_one_object_per_question() -> None:
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert len(rows) == 2
     for row in rows:
-        assert REPLY_KEYS <= row.keys()
+        assert row.keys() >= REPLY_KEYS
         assert row["decision"] in ("answer", "clarify", "handoff")
         assert 0 <= row["score"] <= 1
         assert all({"intent", "score"} <= alt.keys() for alt in row["alternatives"])

@@ -114,7 +114,7 @@ class MatchingSettings(_Strict):
         0.3, ge=0, le=1, description="raw score gap under which two scenarios are «close»"
     )
     calibration: tuple[float, float, float] = Field(
-        (10.47, 0.24, -4.71),
+        (10.38, 0.51, -4.72),
         description="confidence = sigmoid(a·score + b·margin + c), fitted on the eval set",
     )
 

@@ -184,7 +184,7 @@ PHONE = re.compile(
     r"|(?<![\w+])8\s?\(\d{3,5}\)\s?\d{1,3}(?:-\d{2,3}){1,2}"
     r"|(?<![\w+])8[\s-]\d{3}[\s-]\d{3}[\s-]\d{2}[\s-]\d{2}(?!\d)"
     r"|(?<![\w+])\+\d{1,3}[\s-]?\(?\d{3,5}\)?[\s-]?\d{2,4}(?:[\s-]?\d{2,4})*"
-    r"|(?<![\w+])8[\s-]\(?800\)?(?![\w-])"
+    r"|(?<![\w+])8[\s-]\(?800\)?(?:[\s-]\d{2,4})*(?![\w-])"
     r"|(?<![\w+])[78]\d{10}(?!\w)"
 )
 PHONE_CUE = re.compile(
@@ -278,7 +278,9 @@ def _year(m: re.Match[str], whole: str) -> str:
     return f"{ordinal(int(m.group(1)), case)} {noun}"
 
 
-NUMBER_RANGE = re.compile(r"(?<![\d:.,])(\d+)\s*[-–—]\s*(\d+)(?![\d:.,])(?:(\s+)([А-Яа-яЁё]+))?")
+NUMBER_RANGE = re.compile(
+    r"(?<![\d:.,])(\d+)\s*[-–—]\s*(\d+)(?![\d:]|[.,]\d)(?:(\s+)([А-Яа-яЁё]+))?"
+)
 
 
 def _number_range(m: re.Match[str], whole: str) -> str:
@@ -637,7 +639,8 @@ WORD_REPLACEMENTS = [
     (re.compile(r"\bул\.(?=\s)"), "улица"),
     (re.compile(r"\bпр-т\b|\bпросп\.(?=\s)"), "проспект"),
     (re.compile(r"\bд\.(?=\s*\d)"), "дом"),
-    (re.compile(r"\bтел\.(?=\s)"), "телефон"),
+    (re.compile(r"\bтел\.(?=[\s:])"), "телефон"),
+    (re.compile(r"\bдоб\.(?=\s)"), "добавочный"),
     (re.compile(r"\bруб\.(?!\w)(?=\s*[а-яё])"), "рублей"),
     (re.compile(r"№\s*"), "номер "),
     (re.compile(r"&"), " и "),
@@ -658,6 +661,7 @@ def _cleanup(text: str) -> str:
     text = re.sub(r"[ \t]*\n+[ \t]*", ". ", text.strip())
     text = re.sub(r"(?<=[А-Яа-яЁё])(?=\d)|(?<=\d)(?=[А-Яа-яЁё]{3,})", " ", text)  # «ковиду122»
     text = re.sub(r"\+(?=\d)", " +", text)
+    text = re.sub(r"(?<=\w)@(?=\w)", " собака ", text)  # e-mail addresses
     return text
 
 

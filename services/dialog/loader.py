@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from services.dialog import schema
 from services.dialog.schema import EntityList, KBFile, Scenario, Settings
@@ -127,7 +128,7 @@ def _field_names() -> list[str]:
     return sorted(names)
 
 
-def _schema_issue(file: str, source: Source, err: dict[str, Any]) -> Issue:
+def _schema_issue(file: str, source: Source, err: ErrorDetails) -> Issue:
     loc: Path_ = tuple(err["loc"])
     line = source.line(loc)
     where = ".".join(str(p) for p in loc)
@@ -330,8 +331,8 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
         reported: set[str] = set()
         for m in PLACEHOLDER.finditer(text):
             name, attr = m.group(1), m.group(2)
-            slot = sc.slots.get(name)
-            if slot is None:
+            used = sc.slots.get(name)
+            if used is None:
                 if name in reported:
                     continue
                 reported.add(name)
@@ -341,8 +342,8 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
                     f"the answer uses {{{name}}} but the scenario has no slot `{name}`",
                     f"add `slots: {name}: {{entity: …, prompt: …}}` or remove {{{name}}}",
                 )
-            elif attr and slot.entity in kb.entities:
-                ent = kb.entities[slot.entity]
+            elif attr and used.entity in kb.entities:
+                ent = kb.entities[used.entity]
                 missing = [
                     v.name for v in ent.values if attr not in v.attrs and attr not in ent.defaults
                 ]

@@ -160,8 +160,8 @@ class Matcher:
         kw = np.zeros(len(self.intents), dtype=np.float32)
         for n in range(1, min(self._kw_len, len(tokens)) + 1):
             for i in range(len(tokens) - n + 1):
-                for intent, weight in self._keywords.get(tuple(tokens[i : i + n]), ()):
-                    kw[intent] += weight
+                for intent, w in self._keywords.get(tuple(tokens[i : i + n]), ()):
+                    kw[intent] += w
         return best + KEYWORD_WEIGHT * np.minimum(kw, 1.0)
 
     def match(

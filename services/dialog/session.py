@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.dialog.base import Reply
+from services.dialog.base import Decision, Reply
 from services.dialog.entities import Found
 from services.dialog.matcher import Match
 from services.dialog.speech import speakable
@@ -73,6 +73,11 @@ class Session:
                 self._pending = pending
                 prompt = self.settings.slot_retry.format(prompt=scenario.slots[pending.slot].prompt)
                 return self._say(utterance, match, "clarify", pending.intent, prompt)
+        if not match.tokens and not (
+            self._last and self._last.answer == self.settings.not_understood
+        ):
+            # only fillers or noise («алло?», «э-э»): ask once more before calling a person
+            return self._say(utterance, match, "clarify", None, self.settings.not_understood)
         if match.decision == "handoff" or match.top is None:
             return self._handoff(
                 utterance, match, "low_confidence" if match.top else "not_understood"
@@ -184,7 +189,7 @@ class Session:
         self,
         utterance: str,
         match: Match,
-        decision: str,
+        decision: Decision,
         intent: str | None,
         answer: str,
         *,
@@ -197,7 +202,7 @@ class Session:
         reply = Reply(
             text=utterance,
             decision=decision,
-            intent=intent,  # type: ignore[arg-type]
+            intent=intent,
             score=round(match.confidence if score is None else score, 4),
             answer=answer,
             speech=speakable(answer),

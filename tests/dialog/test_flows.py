@@ -132,3 +132,12 @@ def test_answer_variants_rotate(demo_engine: DialogEngine) -> None:
     first = s.respond("сколько стоит звонок").answer
     second = s.respond("это бесплатный звонок?").answer
     assert first != second
+
+
+def test_only_fillers_asks_again_then_hands_off(demo_engine: DialogEngine) -> None:
+    s = demo_engine.new_session()
+    r = s.respond("алло? алло")
+    assert (r.decision, r.intent) == ("clarify", None)
+    assert r.answer == demo_engine.snapshot.kb.settings.not_understood
+    r = s.respond("э-э ну")
+    assert (r.decision, r.handoff_reason) == ("handoff", "not_understood")

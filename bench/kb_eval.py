@@ -26,7 +26,7 @@ from services.dialog.schema import MatchingSettings
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "bench" / "eval" / "kb_eval.yaml"
 RESULTS = ROOT / "bench" / "results" / "kb_eval.md"
-MAX_WRONG = 0.01  # fit targets on dev, stricter than the goals (≤ 2 % wrong, ≥ 90 % OOS)
+MAX_WRONG = 0.015  # fit targets on dev, stricter than the goals (≤ 2 % wrong, ≥ 90 % OOS)
 MAX_OOS_ANSWERED = 0.0  # to leave room on unseen phrasings: dev has only 30 OOS questions
 
 

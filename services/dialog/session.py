@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 FIRST = {"1", "первый"}
 SECOND = {"2", "второй", "последний"}
-REFUSE = {"нет", "ни", "другой", "оба"}
+REFUSE = {"нет", "не", "другой"}  # «нет», «ни то ни другое» (particles are dropped)
 CLARIFY_PICK_GAP = 0.05  # a reply to «… или …?» must favour one option by this much
 
 
@@ -115,7 +115,7 @@ class Session:
             return None
         if abs(first - second) >= CLARIFY_PICK_GAP:
             return pending.first if first > second else pending.second
-        if tokens and tokens <= REFUSE | {"не", "то"}:
+        if tokens and tokens <= REFUSE:
             return "refuse"
         return None
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from services.dialog.engine import DialogEngine
 
 kb_app = typer.Typer(help="Knowledge base: ask, check, test, schema.", no_args_is_help=True)
 
@@ -28,6 +31,19 @@ def _quiet_logs() -> None:
     configure(level="WARNING")
 
 
+def _load_engine(directory: Path | None) -> DialogEngine:
+    """The engine for a KB; a broken KB exits 2 with every issue on stderr."""
+    from services.dialog.engine import DialogEngine
+    from services.dialog.loader import KBInvalid
+
+    _quiet_logs()
+    try:
+        return DialogEngine.load(_kb_dir(directory))
+    except KBInvalid as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
 @kb_app.command("ask")
 def ask(
     text: Annotated[
@@ -40,15 +56,7 @@ def ask(
     ] = False,
 ) -> None:
     """Show what the bot would answer: decision, intent, score, slots, answer, alternatives."""
-    from services.dialog.engine import DialogEngine
-    from services.dialog.loader import KBInvalid
-
-    _quiet_logs()
-    try:
-        engine = DialogEngine.load(_kb_dir(kb))
-    except KBInvalid as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    engine = _load_engine(kb)
     questions = text if text else (line.strip() for line in sys.stdin)
     session = engine.new_session()
     for question in questions:
@@ -113,16 +121,9 @@ def check(
 @kb_app.command("test")
 def test(directory: DirArg = None) -> None:
     """Run every scenario's `tests:` phrases; exit 1 when any is not answered by its scenario."""
-    from services.dialog.engine import DialogEngine
     from services.dialog.lint import run_tests
-    from services.dialog.loader import KBInvalid
 
-    _quiet_logs()
-    try:
-        engine = DialogEngine.load(_kb_dir(directory))
-    except KBInvalid as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    engine = _load_engine(directory)
     results = run_tests(engine.snapshot)
     failed = [r for r in results if not r.ok]
     for r in failed:

@@ -25,8 +25,11 @@ PLACEHOLDER = re.compile(r"\{(\w+)(?:\.(\w+))?\}")
 NO_SCENARIOS = "no scenarios found"
 
 
+Severity = Literal["error", "warning"]
+
+
 class Issue(BaseModel):
-    severity: Literal["error", "warning"]
+    severity: Severity
     file: str
     line: int | None
     message: str
@@ -50,6 +53,11 @@ class KBInvalid(Exception):
 class Source:
     file: str
     lines: dict[Path_, int]
+
+    def issue(self, severity: Severity, path: Path_, message: str, fix: str) -> Issue:
+        return Issue(
+            severity=severity, file=self.file, line=self.line(path), message=message, fix=fix
+        )
 
     def line(self, path: Path_) -> int | None:
         """Line of the deepest node on `path` (a missing key points at its parent)."""
@@ -128,126 +136,82 @@ def _field_names() -> list[str]:
     return sorted(names)
 
 
-def _schema_issue(file: str, source: Source, err: ErrorDetails) -> Issue:
+def _schema_issue(source: Source, err: ErrorDetails) -> Issue:
     loc: Path_ = tuple(err["loc"])
-    line = source.line(loc)
     where = ".".join(str(p) for p in loc)
-    kind = err["type"]
-    if kind == "extra_forbidden":
+    if err["type"] == "extra_forbidden":
         key = str(loc[-1])
         close = difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.6)
         hint = f"did you mean `{close[0]}`? " if close else ""
-        return Issue(
-            severity="error",
-            file=file,
-            line=line,
-            message=f"unknown key `{key}` (at {where})",
-            fix=f"{hint}Keys allowed here are in knowledge_base/README.md; remove or rename it.",
+        return source.issue(
+            "error",
+            loc,
+            f"unknown key `{key}` (at {where})",
+            f"{hint}Keys allowed here are in knowledge_base/README.md; remove or rename it.",
         )
-    if kind == "missing":
-        return Issue(
-            severity="error",
-            file=file,
-            line=line,
-            message=f"required key `{loc[-1]}` is missing (at {where})",
-            fix=f"add `{loc[-1]}:` here",
+    if err["type"] == "missing":
+        return source.issue(
+            "error",
+            loc,
+            f"required key `{loc[-1]}` is missing (at {where})",
+            f"add `{loc[-1]}:` here",
         )
-    return Issue(
-        severity="error",
-        file=file,
-        line=line,
-        message=f"{where}: {err['msg']}",
-        fix=f"correct the value (got {err.get('input')!r})",
+    return source.issue(
+        "error", loc, f"{where}: {err['msg']}", f"correct the value (got {err.get('input')!r})"
     )
 
 
 def _read_file(path: Path, root: Path) -> tuple[KBFile | None, Source, list[Issue]]:
     name = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
-    empty = Source(name, {})
+    where = Source(name, {})
     try:
         data, lines = parse_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        return (
-            None,
-            empty,
-            [
-                Issue(
-                    severity="error",
-                    file=name,
-                    line=None,
-                    message=f"not UTF-8 text: {exc}",
-                    fix="save the file in UTF-8 encoding",
-                )
-            ],
-        )
+        fail = where.issue("error", (), f"not UTF-8 text: {exc}", "save the file in UTF-8 encoding")
+        return None, where, [fail]
     except _DuplicateKey as exc:
-        return (
-            None,
-            empty,
-            [
-                Issue(
-                    severity="error",
-                    file=name,
-                    line=exc.line,
-                    message=f"key `{exc.key}` appears twice in the same block",
-                    fix="keep one of them (YAML would silently drop the first)",
-                )
-            ],
+        fail = Issue(
+            severity="error",
+            file=name,
+            line=exc.line,
+            message=f"key `{exc.key}` appears twice in the same block",
+            fix="keep one of them (YAML would silently drop the first)",
         )
+        return None, where, [fail]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
         col = f", column {mark.column + 1}" if mark else ""
         ctx = exc.context_mark
-        if exc.context and ctx and ctx is not mark and ctx.line + 1 != line:
+        if exc.context and ctx and mark and ctx.line != mark.line:
             col += f" ({exc.context} at line {ctx.line + 1})"
-        return (
-            None,
-            empty,
-            [
-                Issue(
-                    severity="error",
-                    file=name,
-                    line=line,
-                    message=f"YAML syntax error{col}: {exc.problem}",
-                    fix="check indentation (spaces, not tabs), the colon after each key, "
-                    "and quotes around text containing `: ` or `#`",
-                )
-            ],
+        fail = Issue(
+            severity="error",
+            file=name,
+            line=mark.line + 1 if mark else None,
+            message=f"YAML syntax error{col}: {exc.problem}",
+            fix="check indentation (spaces, not tabs), the colon after each key, "
+            "and quotes around text containing `: ` or `#`",
         )
+        return None, where, [fail]
     source = Source(name, lines)
     if data is None:
         return (
             KBFile(),
             source,
-            [
-                Issue(
-                    severity="warning",
-                    file=name,
-                    line=None,
-                    message="file is empty",
-                    fix="delete it or add scenarios",
-                )
-            ],
+            [source.issue("warning", (), "file is empty", "delete it or add scenarios")],
         )
     if not isinstance(data, dict):
-        return (
-            None,
-            source,
-            [
-                Issue(
-                    severity="error",
-                    file=name,
-                    line=1,
-                    message="the file must be a mapping with keys like `scenarios:`",
-                    fix="start the file with `scenarios:` (see knowledge_base/README.md)",
-                )
-            ],
+        fail = source.issue(
+            "error",
+            (),
+            "the file must be a mapping with keys like `scenarios:`",
+            "start the file with `scenarios:` (see knowledge_base/README.md)",
         )
+        return None, source, [fail]
     try:
         return KBFile.model_validate(data), source, []
     except ValidationError as exc:
-        return None, source, [_schema_issue(name, source, e) for e in exc.errors()]
+        return None, source, [_schema_issue(source, e) for e in exc.errors()]
 
 
 # --- checks across files -----------------------------------------------------------------------
@@ -260,17 +224,10 @@ def _plain(text: str) -> str:
 def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
     issues: list[Issue] = []
 
-    def add(severity: Literal["error", "warning"], sub: Path_, message: str, fix: str) -> None:
-        file, line = kb.location(sc.id, *sub)
-        issues.append(
-            Issue(
-                severity=severity,
-                file=file,
-                line=line,
-                message=f"scenario `{sc.id}`: {message}",
-                fix=fix,
-            )
-        )
+    source, path = kb.where[sc.id]
+
+    def add(severity: Severity, sub: Path_, message: str, fix: str) -> None:
+        issues.append(source.issue(severity, (*path, *sub), f"scenario `{sc.id}`: {message}", fix))
 
     if not sc.examples:
         add(
@@ -361,34 +318,31 @@ def _merge(
     files: list[tuple[KBFile, Source]], directory: Path
 ) -> tuple[KnowledgeBase, list[Issue]]:
     issues: list[Issue] = []
-    settings: Settings | None = None
-    settings_file = ""
+    settings_from: Source | None = None
     kb = KnowledgeBase(directory, Settings(), {}, {}, {}, files=[s.file for _, s in files])
     synonym_owner: dict[str, str] = {}
     for data, source in files:
         if data.settings is not None:
-            if settings is not None:
+            if settings_from is not None:
                 issues.append(
-                    Issue(
-                        severity="error",
-                        file=source.file,
-                        line=source.line(("settings",)),
-                        message=f"`settings:` is already defined in {settings_file}",
-                        fix="keep one `settings:` block for the whole knowledge base",
+                    source.issue(
+                        "error",
+                        ("settings",),
+                        f"`settings:` is already defined in {settings_from.file}",
+                        "keep one `settings:` block for the whole knowledge base",
                     )
                 )
             else:
-                settings, settings_file = data.settings, source.file
+                kb.settings, settings_from = data.settings, source
         for i, sc in enumerate(data.scenarios):
             if sc.id in kb.scenarios:
                 first_file, first_line = kb.location(sc.id)
                 issues.append(
-                    Issue(
-                        severity="error",
-                        file=source.file,
-                        line=source.line(("scenarios", i, "id")),
-                        message=f"duplicate scenario id `{sc.id}` (also {first_file}:{first_line})",
-                        fix="give each scenario its own id, or merge the two scenarios",
+                    source.issue(
+                        "error",
+                        ("scenarios", i, "id"),
+                        f"duplicate scenario id `{sc.id}` (also {first_file}:{first_line})",
+                        "give each scenario its own id, or merge the two scenarios",
                     )
                 )
                 continue
@@ -397,68 +351,58 @@ def _merge(
         for name, lst in data.entities.items():
             if name in kb.entities:
                 issues.append(
-                    Issue(
-                        severity="error",
-                        file=source.file,
-                        line=source.line(("entities", name)),
-                        message=f"entity list `{name}` is defined twice",
-                        fix="keep one list with this name, or rename one",
+                    source.issue(
+                        "error",
+                        ("entities", name),
+                        f"entity list `{name}` is defined twice",
+                        "keep one list with this name, or rename one",
                     )
                 )
             kb.entities[name] = lst
         for canon, variants in data.synonyms.items():
             if canon in kb.synonyms:
                 issues.append(
-                    Issue(
-                        severity="error",
-                        file=source.file,
-                        line=source.line(("synonyms", canon)),
-                        message=f"synonym group `{canon}` is defined twice",
-                        fix="merge the variants into one group",
+                    source.issue(
+                        "error",
+                        ("synonyms", canon),
+                        f"synonym group `{canon}` is defined twice",
+                        "merge the variants into one group",
                     )
                 )
             for variant in variants:
                 owner = synonym_owner.setdefault(_plain(variant), canon)
                 if owner != canon:
                     issues.append(
-                        Issue(
-                            severity="warning",
-                            file=source.file,
-                            line=source.line(("synonyms", canon)),
-                            message=f"«{variant}» is a synonym of both `{owner}` and `{canon}`",
-                            fix="keep it in one group only",
+                        source.issue(
+                            "warning",
+                            ("synonyms", canon),
+                            f"«{variant}» is a synonym of both `{owner}` and `{canon}`",
+                            "keep it in one group only",
                         )
                     )
             kb.synonyms[canon] = variants
-    kb.settings = settings or Settings()
     if not kb.scenarios:
         issues.append(
-            Issue(
-                severity="error",
-                file=str(directory),
-                line=None,
-                message=NO_SCENARIOS,
-                fix="add YAML files with a `scenarios:` list",
+            Source(str(directory), {}).issue(
+                "error", (), NO_SCENARIOS, "add YAML files with a `scenarios:` list"
             )
         )
     owner_of: dict[str, str] = {}
     for sc in kb.scenarios.values():
         issues.extend(_check_scenario(sc, kb))
+        source, path = kb.where[sc.id]
         for i, text in enumerate(sc.examples):
             key = _plain(text)
             other = owner_of.setdefault(key, sc.id)
             if key and other != sc.id:
-                file, line = kb.location(sc.id, "examples", i)
                 ofile, oline = kb.location(other)
                 issues.append(
-                    Issue(
-                        severity="error",
-                        file=file,
-                        line=line,
-                        message=f"example «{text}» belongs to two scenarios: "
-                        f"`{other}` ({ofile}:{oline}) "
+                    source.issue(
+                        "error",
+                        (*path, "examples", i),
+                        f"example «{text}» belongs to two scenarios: `{other}` ({ofile}:{oline}) "
                         f"and `{sc.id}`",
-                        fix="keep it in the one scenario it really asks about",
+                        "keep it in the one scenario it really asks about",
                     )
                 )
     return kb, issues

@@ -28,6 +28,7 @@ class Reply(BaseModel):
     slots: dict[str, str] = {}
     alternatives: list[Alternative] = []
     handoff_queue: str | None = None  # set when decision == "handoff"
+    handoff_skill: str | None = None  # operator skill the scenario asks for, if any
     handoff_reason: str | None = None
     end_call: bool = False  # goodbye: hang up after speaking
 

@@ -160,6 +160,7 @@ class Session:
                 score=conf,
                 slots=slots,
                 queue=scenario.handoff.queue,
+                skill=scenario.handoff.skill,
                 reason=f"scenario:{intent}",
             )
         return self._say(
@@ -196,6 +197,7 @@ class Session:
         score: float | None = None,
         slots: dict[str, str] | None = None,
         queue: str | None = None,
+        skill: str | None = None,
         reason: str | None = None,
         end_call: bool = False,
     ) -> Reply:
@@ -209,6 +211,7 @@ class Session:
             slots=slots or {},
             alternatives=self.snap.alternatives(match),
             handoff_queue=queue,
+            handoff_skill=skill,
             handoff_reason=reason,
             end_call=end_call,
         )

@@ -141,3 +141,21 @@ def test_only_fillers_asks_again_then_hands_off(demo_engine: DialogEngine) -> No
     assert r.answer == demo_engine.snapshot.kb.settings.not_understood
     r = s.respond("э-э ну")
     assert (r.decision, r.handoff_reason) == ("handoff", "not_understood")
+
+
+def test_handoff_carries_queue_and_skill(write_kb) -> None:
+    kb_dir = write_kb(
+        {
+            "a.yaml": """\
+        scenarios:
+          - id: covid_doctor
+            title: Врач по ковиду
+            examples: [хочу поговорить с врачом про ковид]
+            answers: ["Соединяю с дежурным врачом."]
+            handoff: {queue: medics, skill: covid}
+        """
+        }
+    )
+    r = DialogEngine.load(kb_dir).new_session().respond("хочу поговорить с врачом про ковид")
+    assert (r.decision, r.handoff_queue, r.handoff_skill) == ("handoff", "medics", "covid")
+    assert r.handoff_reason == "scenario:covid_doctor" and r.answer == "Соединяю с дежурным врачом."

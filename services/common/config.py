@@ -22,17 +22,30 @@ class Settings(BaseSettings):
     port: int = 8080
 
     models_dir: Path = Field(ROOT / "models", description="where fetched models are installed")
-    models_src: Path | None = Field(None, description="offline copy of the model files to install from")
+    models_src: Path | None = Field(
+        None, description="offline copy of the model files to install from"
+    )
     kb_dir: Path = ROOT / "knowledge_base"
     data_dir: Path = Field(ROOT / "var", description="call records, TTS cache")
 
     asr_model: Path | None = Field(
         None, description="Vosk model folder; default: the installed vosk-model-small-ru-0.22"
     )
-    asr_url: str | None = Field(None, description="ws:// URL of a standalone ASR service; none: in-process")
-    tts_engine: str = Field("auto", description="auto (Silero if installed, else eSpeak NG) | silero | espeak")
-    tts_url: str | None = Field(None, description="http:// URL of a standalone TTS service; none: in-process")
+    asr_url: str | None = Field(
+        None, description="ws:// URL of a standalone ASR service; none: in-process"
+    )
+    tts_engine: str = Field(
+        "auto", description="auto (Silero if installed, else eSpeak NG) | silero | espeak"
+    )
+    tts_url: str | None = Field(
+        None, description="http:// URL of a standalone TTS service; none: in-process"
+    )
     tts_speaker: str = "xenia"
+    # Two workers with one torch thread each on a 2-core box: two calls render in parallel
+    # without one Silero call's threads fighting the other's (bench/tts_speed.py measures it).
+    tts_workers: int = 2
+    tts_torch_threads: int = 1
+    tts_cache_mb: int = Field(256, description="on-disk cache of rendered sentences, LRU-evicted")
 
     log_json: bool = False
     log_level: str = "INFO"

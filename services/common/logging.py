@@ -1,4 +1,4 @@
-"""Structured logging: key=value on a terminal, one JSON object per line with VOICEBOT_LOG_JSON=1."""
+"""Structured logging: key=value on a terminal, JSON lines with VOICEBOT_LOG_JSON=1."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import structlog
 
 
 def configure(level: str = "INFO", json: bool = False) -> None:
-    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json else structlog.dev.ConsoleRenderer()
+    renderer = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json
+        else structlog.dev.ConsoleRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from services.common.config import Settings
 from services.common.logging import get_logger
 from services.tts.base import SpeechSynthesizer
-from services.tts.cache import DEFAULT_MAX_BYTES, TtsCache
+from services.tts.cache import TtsCache
 from services.tts.espeak import EspeakBackend
 from services.tts.silero import SileroUnavailable, silero_weights_path
 from services.tts.synthesizer import Backend, Synthesizer
@@ -16,10 +16,6 @@ from services.tts.synthesizer import Backend, Synthesizer
 log = get_logger("tts.engine")
 
 ENGINES = ("auto", "silero", "espeak")
-# Two workers for a 2-core box, one torch thread each: two calls render in parallel without the
-# threads of one Silero call fighting the other's (bench/tts_speed.py measures 1 vs 2 threads).
-DEFAULT_WORKERS = 2
-DEFAULT_TORCH_THREADS = 1
 
 
 def choose_backend(settings: Settings, engine: str | None = None) -> tuple[Backend, str, bool]:
@@ -31,9 +27,10 @@ def choose_backend(settings: Settings, engine: str | None = None) -> tuple[Backe
         return EspeakBackend(), "eSpeak NG chosen (VOICEBOT_TTS_ENGINE=espeak)", False
     from services.tts.silero import SileroBackend
 
-    threads = getattr(settings, "tts_torch_threads", DEFAULT_TORCH_THREADS)
     try:
-        backend = SileroBackend(silero_weights_path(settings.models_dir), torch_threads=threads)
+        backend = SileroBackend(
+            silero_weights_path(settings.models_dir), torch_threads=settings.tts_torch_threads
+        )
     except SileroUnavailable as exc:
         log.warning("tts.fallback", engine="espeak", reason=str(exc))
         return EspeakBackend(), str(exc), True
@@ -51,13 +48,11 @@ def load_synthesizer(settings: Settings, engine: str | None = None) -> SpeechSyn
 
 def load_local_synthesizer(settings: Settings, engine: str | None = None) -> Synthesizer:
     backend, reason, degraded = choose_backend(settings, engine)
-    # Settings may grow these fields; until then the defaults above apply.
-    cache_bytes = getattr(settings, "tts_cache_mb", DEFAULT_MAX_BYTES // 2**20) * 2**20
     synthesizer = Synthesizer(
         backend,
         speaker=settings.tts_speaker,
-        cache=TtsCache(settings.data_dir / "tts-cache", max_bytes=cache_bytes),
-        workers=getattr(settings, "tts_workers", DEFAULT_WORKERS),
+        cache=TtsCache(settings.data_dir / "tts-cache", max_bytes=settings.tts_cache_mb * 2**20),
+        workers=settings.tts_workers,
         reason=reason,
         degraded=degraded,
     )

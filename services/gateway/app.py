@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.common.config import Settings, get_settings
 from services.common.logging import get_logger
+from services.gateway.audiosocket.server import AudioSocketServer, AudioSocketSettings
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord, CallStore
 from services.gateway.engines import Engines, load_engines
@@ -34,20 +35,30 @@ def create_app(
     *,
     engines: Engines | None = None,
     policy: CallPolicy | None = None,
+    audiosocket: AudioSocketSettings | None = None,
 ) -> FastAPI:
     """`engines`: already loaded ones (tests share one set across apps); else loaded at startup."""
     settings = settings or get_settings()
     policy = policy or CallPolicy()
+    audiosocket = audiosocket or AudioSocketSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engines = engines or await asyncio.to_thread(load_engines, settings)
         app.state.registry = CallRegistry(CallStore(settings.data_dir / "calls.sqlite3"))
+        app.state.audiosocket = None
+        if audiosocket.enabled:
+            app.state.audiosocket = AudioSocketServer(
+                app.state.engines, app.state.registry, policy, audiosocket
+            )
+            await app.state.audiosocket.start()
         watcher = _start_kb_watcher(app.state.engines)
         log.info("ready", degraded=app.state.engines.degraded)
         try:
             yield
         finally:
+            if app.state.audiosocket is not None:
+                await app.state.audiosocket.close()
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -75,6 +86,7 @@ def create_app(
                 "engines": engines_.describe(),
                 "active_calls": len(app.state.registry.active),
                 "tasks": len(asyncio.all_tasks()),  # a leak shows here first
+                "audiosocket": app.state.audiosocket.address if app.state.audiosocket else None,
             }
         )
 

@@ -41,8 +41,11 @@ def call_command(
         list[Path] | None, typer.Argument(help="caller turns as WAV files, in order")
     ] = None,
     to: Annotated[
-        str, typer.Option("--to", help="ws://host:port/call")
+        str, typer.Option("--to", help="ws://host:port/call or audiosocket://host:port")
     ] = "ws://127.0.0.1:8080/call",
+    api: Annotated[
+        str, typer.Option(help="the gateway's HTTP address, for AudioSocket call records")
+    ] = "http://127.0.0.1:8080",
     text: Annotated[list[str] | None, typer.Option("--text", help="a typed caller turn")] = None,
     dtmf: Annotated[
         list[str] | None, typer.Option("--dtmf", help="keys pressed as one turn")
@@ -53,7 +56,9 @@ def call_command(
     barge_in: Annotated[
         bool, typer.Option(help="start each turn while the bot still speaks")
     ] = False,
-    rate: Annotated[int, typer.Option(help="call sample rate: 8000 or 16000")] = 16000,
+    rate: Annotated[
+        int | None, typer.Option(help="call sample rate (WebSocket 16000, AudioSocket 8000)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per turn")] = False,
     save_dir: Annotated[
         Path | None, typer.Option(help="keep the bot's reply audio as WAVs")
@@ -65,15 +70,23 @@ def call_command(
     Turns run in this order: WAV files, then --text, then --dtmf, then --silence.
     """
     from services.common.audio import write_wav
-    from services.gateway.simulator import Turn, WebSocketCaller
+    from services.gateway.simulator import AudioSocketCaller, Turn, WebSocketCaller
 
     turns = [Turn("wav", str(w), barge_in) for w in wavs or []]
     turns += [Turn("text", t, barge_in) for t in text or []]
     turns += [Turn("dtmf", d, barge_in) for d in dtmf or []]
     turns += [Turn("silence", str(s)) for s in silence or []]
+    if to.startswith("audiosocket://"):
+        rate = rate or 8000
+        caller: AudioSocketCaller | WebSocketCaller = AudioSocketCaller(
+            to.removeprefix("audiosocket://"), api, sample_rate=rate
+        )
+    else:
+        rate = rate or 16000
+        caller = WebSocketCaller(to, sample_rate=rate)
     try:
-        result = asyncio.run(WebSocketCaller(to, sample_rate=rate).run(turns))
-    except (OSError, TimeoutError, ConnectionError) as exc:
+        result = asyncio.run(caller.run(turns))
+    except (OSError, TimeoutError, ConnectionError, ValueError) as exc:
         typer.echo(f"voicebot call: {exc}", err=True)
         raise typer.Exit(1) from exc
     if save_dir is not None:

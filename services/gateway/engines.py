@@ -17,6 +17,7 @@ from services.dialog.base import DialogSession
 from services.tts.base import SpeechSynthesizer
 
 log = get_logger("gateway.engines")
+VAD_PREWARM = 4  # models loaded at startup, so the first calls don't pay for loading one
 
 
 class Dialog(Protocol):
@@ -32,14 +33,24 @@ class Engines:
     recognizer: SpeechRecognizer | None
     degraded: list[str] = field(default_factory=list)  # why the bot works with less than it should
     vad: bool = True  # silero-vad available for barge-in and endpointing
+    # Silero models keep per-stream state, so each live call holds one; finished calls hand
+    # theirs back (loading one costs ~60 ms of CPU, which would stall every call's audio).
+    _vad_models: list[Any] = field(default_factory=list)
 
     async def new_vad(self, sample_rate: int) -> Any:
-        """A per-call VAD (Silero keeps per-stream state); None when silero-vad is unavailable."""
+        """A VAD for one call; None when silero-vad is unavailable. Return it with `release_vad`."""
         if not self.vad:
             return None
         from services.gateway.call.vad import VoiceActivity, load_vad_model
 
-        return VoiceActivity(sample_rate, await asyncio.to_thread(load_vad_model))
+        model = (
+            self._vad_models.pop() if self._vad_models else await asyncio.to_thread(load_vad_model)
+        )
+        return VoiceActivity(sample_rate, model)
+
+    def release_vad(self, vad: Any) -> None:
+        if vad is not None:
+            self._vad_models.append(vad.reset())
 
     def describe(self) -> dict[str, object]:
         return {
@@ -77,12 +88,12 @@ def load_engines(settings: Settings) -> Engines:
         degraded.append(reason)
     dialog = DialogEngine.load(settings.kb_dir)
     try:
-        import silero_vad  # noqa: F401
+        from services.gateway.call.vad import load_vad_model
 
-        vad = True
+        vad_models = [load_vad_model() for _ in range(VAD_PREWARM)]
     except ImportError:
-        vad = False
+        vad_models = []
         degraded.append("silero-vad not installed: no barge-in, endpointing by the recognizer only")
     for reason in degraded:
         log.warning("degraded", reason=reason)
-    return Engines(synthesizer, dialog, recognizer, degraded, vad)
+    return Engines(synthesizer, dialog, recognizer, degraded, bool(vad_models), vad_models)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,14 @@ import httpx
 import websockets
 
 from services.common.audio import FRAME_MS, frame_bytes, read_wav, split_frames
+from services.gateway.audiosocket.protocol import (
+    AUDIO_KINDS,
+    FrameDecoder,
+    Kind,
+    audio_frame,
+    dtmf_frame,
+    uuid_frame,
+)
 
 TurnKind = Literal["wav", "text", "dtmf", "silence"]
 BARGE_IN_AFTER_S = 0.6  # a barging caller starts this long after the bot began its reply
@@ -341,3 +350,139 @@ async def fetch_record(url: str, call_id: str) -> dict[str, Any] | None:
     except httpx.HTTPError:
         return None
     return reply.json() if reply.status_code == 200 else None
+
+
+class AudioSocketCaller:
+    """One call as Asterisk would place it: UUID, then 20 ms audio frames both ways.
+
+    A telephone line carries no events, so per turn the simulator measures what it hears (the
+    first non-silent frame after the caller's turn) and reads the rest from the call record.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        api: str,
+        sample_rate: int = 8000,
+        call_id: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.host, port = address.rsplit(":", 1)
+        self.port, self.api, self.sample_rate = int(port), api.rstrip("/"), sample_rate
+        self.call_id = call_id or str(uuid.uuid4())
+        self.timeout_s = timeout_s
+        self.frames: list[tuple[float, bytes]] = []  # bot audio as received
+        self.hung_up = asyncio.Event()
+
+    async def run(self, turns: list[Turn]) -> CallResult:
+        result = CallResult(call_id=self.call_id)
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        kind = AUDIO_KINDS[self.sample_rate]
+
+        async def send(pcm: bytes) -> None:
+            writer.write(audio_frame(kind, pcm))
+            await writer.drain()
+
+        writer.write(uuid_frame(self.call_id))
+        line = _Line(send, self.sample_rate)
+        tasks = [asyncio.create_task(line.run()), asyncio.create_task(self._read(reader))]
+        try:
+            await self._reply_end(0.0, wait_end=not (turns and turns[0].barge_in))
+            for n, turn in enumerate(turns):
+                if self.hung_up.is_set():
+                    break
+                barged = n + 1 < len(turns) and turns[n + 1].barge_in
+                result.turns.append(await self._play(writer, line, turn, wait_end=not barged))
+            if not self.hung_up.is_set():
+                await asyncio.sleep(0.2)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()  # the caller hangs up: Asterisk closes the socket
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        result.hangup = {"by_bot": self.hung_up.is_set()}
+        result.record = await self._record()
+        self._fill_from_record(result)
+        return result
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        decoder = FrameDecoder()
+        while data := await reader.read(65536):
+            for frame in decoder.feed(data):
+                if frame.kind is Kind.HANGUP:
+                    self.hung_up.set()
+                    return
+                if frame.is_audio:
+                    self.frames.append((time.monotonic(), frame.payload))
+        self.hung_up.set()
+
+    async def _play(
+        self, writer: asyncio.StreamWriter, line: _Line, turn: Turn, wait_end: bool
+    ) -> TurnResult:
+        result = TurnResult(turn)
+        if turn.kind == "wav":
+            pcm, _ = read_wav(turn.value, self.sample_rate)
+            line.speak(pcm)
+            await line.idle.wait()
+            end = line.last_speech_sent
+        elif turn.kind == "dtmf":
+            for digit in turn.value:
+                writer.write(dtmf_frame(digit))
+                await asyncio.sleep(0.1)
+            end = time.monotonic()
+        elif turn.kind == "silence":
+            end = time.monotonic()
+            await asyncio.sleep(float(turn.value))
+        else:
+            raise ValueError("a telephone line carries no typed text; use a WAV or --dtmf")
+        first, audio = await self._reply_end(end, wait_end)
+        result.reply_audio = audio
+        if first is not None:
+            result.latency_ms = round((first - end) * 1000, 1)
+        return result
+
+    async def _reply_end(self, since: float, wait_end: bool) -> tuple[float | None, bytes]:
+        """Wait for the bot's next utterance after `since`: (its first frame time, its audio).
+        It ends at 600 ms of silence, or hangup; with wait_end=False we return mid-reply."""
+        deadline = time.monotonic() + self.timeout_s
+        first: float | None = None
+        while time.monotonic() < deadline and not self.hung_up.is_set():
+            await asyncio.sleep(0.02)
+            voiced = [t for t, f in self.frames if t >= since and f.count(0) != len(f)]
+            if voiced and first is None:
+                first = voiced[0]
+            if first is not None and not wait_end and time.monotonic() - first >= BARGE_IN_AFTER_S:
+                break
+            if first is not None and time.monotonic() - voiced[-1] >= 0.6:
+                break
+        if first is None:
+            return None, b""
+        return first, b"".join(f for t, f in self.frames if t >= first)
+
+    async def _record(self) -> dict[str, Any] | None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            for _ in range(50):  # the record is saved as the call ends
+                reply = await client.get(f"{self.api}/v1/calls/{self.call_id}")
+                if reply.status_code == 200 and reply.json()["outcome"] != "in_progress":
+                    return reply.json()
+                await asyncio.sleep(0.1)
+        return None
+
+    def _fill_from_record(self, result: CallResult) -> None:
+        if not result.record:
+            return
+        caller_turns = [t for t in result.record["turns"] if t["source"] != "bot"]
+        for turn, rec in zip(result.turns, caller_turns, strict=False):
+            turn.heard, turn.intent, turn.score = rec["transcript"], rec["intent"], rec["score"]
+            turn.decision, turn.reply, turn.barged_in = (
+                rec["decision"],
+                rec["reply"],
+                rec["barged_in"],
+            )
+        if result.record.get("handoff_queue"):
+            result.handoff = {
+                "queue": result.record["handoff_queue"],
+                "reason": result.record["handoff_reason"],
+            }

@@ -15,6 +15,7 @@ import uvicorn
 
 from services.common.config import Settings
 from services.gateway.app import create_app
+from services.gateway.audiosocket.server import AudioSocketSettings
 from services.gateway.call.policy import CallPolicy
 from services.gateway.engines import Engines, load_engines
 
@@ -42,7 +43,9 @@ def running_gateway(
 ) -> Iterator[str]:
     """A real uvicorn server in a thread; yields its base URL http://127.0.0.1:PORT."""
     port = free_port()
-    app = create_app(settings, engines=engines, policy=policy)
+    app = create_app(
+        settings, engines=engines, policy=policy, audiosocket=AudioSocketSettings(port=0)
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -76,3 +79,7 @@ def ws_url(base: str) -> str:
 
 def active_calls(base: str) -> int:
     return httpx.get(base + "/readyz").json()["active_calls"]
+
+
+def audiosocket_address(base: str) -> str:
+    return httpx.get(base + "/readyz").json()["audiosocket"]

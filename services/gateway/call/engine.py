@@ -164,6 +164,7 @@ class Call:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._asr is not None:
                 await self._asr.close()
+            self._engines.release_vad(self._vad)
             self._end(self.record.end_reason or "closed")
             self._post(ev.Hangup(outcome=self.record.outcome, reason=self.record.end_reason))
             if not writer.done():  # let the caller hear the verdict, but never wait on a dead peer

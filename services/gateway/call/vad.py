@@ -42,6 +42,10 @@ class VoiceActivity:
         self._buf = np.zeros(0, dtype=np.float32)
         self._prob = 0.0
 
+    def reset(self):  # -> the model, its stream state cleared for the next call
+        self._model.reset_states()
+        return self._model
+
     def feed(self, pcm: bytes) -> float:
         import torch
 

@@ -1,0 +1,1 @@
+"""Asterisk AudioSocket: the gateway as a telephone peer (the app and the channel driver)."""

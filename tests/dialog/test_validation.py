@@ -259,3 +259,11 @@ def test_bad_values_name_the_key(write_kb) -> None:
     assert {i.line for i in errors} == {2, 5}
     assert any("scenarios.0.id" in i.message for i in errors)
     assert any("scenarios.0.keywords.когда" in i.message for i in errors)
+
+
+def test_committed_json_schema_is_current(demo_engine) -> None:
+    """Editors' YAML tooling reads knowledge_base/kb.schema.json: it must match the model."""
+    committed = json.loads((demo_engine.kb_dir / "kb.schema.json").read_text(encoding="utf-8"))
+    assert committed == KBFile.model_json_schema(), (
+        "run: voicebot kb schema -o knowledge_base/kb.schema.json"
+    )

@@ -20,32 +20,30 @@ def conflicts(snap: Snapshot) -> list[Issue]:
         match = snap.matcher.match(tokens, exclude=n)
         if not match.ranked:
             continue
-        file, line = snap.kb.location(intent, "examples", i)
         winner = match.ranked[0]
-        own = next((c.score for c in match.ranked if c.intent == intent), 0.0)
         if match.decision == "handoff":  # nobody would get it: the example is just unusual
             continue
+        source, path = snap.kb.where[intent]
+        at = (*path, "examples", i)
         if winner.intent != intent:
+            own = next((c.score for c in match.ranked if c.intent == intent), 0.0)
             issues.append(
-                Issue(
-                    severity="warning",
-                    file=file,
-                    line=line,
-                    message=f"example «{text}» of `{intent}` matches `{winner.intent}` better "
+                source.issue(
+                    "warning",
+                    at,
+                    f"example «{text}» of `{intent}` matches `{winner.intent}` better "
                     f"({winner.score:.2f} vs {own:.2f})",
-                    fix=f"reword it, move it to `{winner.intent}`, or strengthen `{intent}`",
+                    f"reword it, move it to `{winner.intent}`, or strengthen `{intent}`",
                 )
             )
         elif len(match.ranked) > 1 and match.margin < THIN_MARGIN:
-            runner = match.ranked[1]
             issues.append(
-                Issue(
-                    severity="warning",
-                    file=file,
-                    line=line,
-                    message=f"example «{text}» of `{intent}` wins only by {match.margin:.2f} "
-                    f"over `{runner.intent}`",
-                    fix=f"make the examples of the two more distinct, or give `{intent}` keywords",
+                source.issue(
+                    "warning",
+                    at,
+                    f"example «{text}» of `{intent}` wins only by {match.margin:.2f} "
+                    f"over `{match.ranked[1].intent}`",
+                    f"make the examples of the two more distinct, or give `{intent}` keywords",
                 )
             )
     return issues

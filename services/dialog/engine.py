@@ -11,7 +11,7 @@ import asyncio
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import watchfiles
@@ -43,7 +43,7 @@ class Snapshot:
     version: int
     loaded_at: float
     load_seconds: float
-    example_owner: list[tuple[str, int]] = field(default_factory=list)  # (scenario, example index)
+    example_owner: list[tuple[str, int]]  # matcher example n → (scenario, its example index)
 
     @classmethod
     def build(cls, kb: KnowledgeBase, warnings: list[Issue], version: int = 1) -> Snapshot:

@@ -137,7 +137,10 @@ class Decoder:
                 if ended or self._utt.fed_ms >= limits.max_utterance_s * 1000:
                     self._decode(bytes(batch))
                     batch.clear()
-                    final = _join(final, self._finalize(explicit=False))
+                    ended_utterance = self._finalize()
+                    # A noise burst that opened the gate but held no words is not a turn.
+                    if ended_utterance.text:
+                        final = _join(final, ended_utterance)
                     if ended:
                         self._gate.close()
             self._decode(bytes(batch))
@@ -150,12 +153,12 @@ class Decoder:
                 self._decode(self._buffer)
             self._buffer = b""
             self._gate.close()
-            return self._finalize(explicit=True)
+            return self._finalize()
 
     def detach(self) -> Kaldi:
         """End the stream; the recognizer, back at an utterance boundary, may serve another."""
         with self._lock:
-            self._finalize(explicit=True)
+            self._finalize()
             self.kaldi.fed_s = self._fed_s
             return self.kaldi
 
@@ -184,7 +187,7 @@ class Decoder:
             self._utt.segments.append(json.loads(self._rec.Result()))
             self._running = False
 
-    def _finalize(self, explicit: bool) -> Hypothesis | None:
+    def _finalize(self) -> Hypothesis:
         self._decode(b"", tail=True)
         self._utt.segments.append(json.loads(self._rec.FinalResult()))
         self._running = False
@@ -193,8 +196,7 @@ class Decoder:
         self._partial, self._partial_stale = "", False
         if self._pending_phrases is not None:
             self._apply_phrases()
-        # A noise burst that opened the gate but held no words is not a turn.
-        return hyp if explicit or hyp.text else None
+        return hyp
 
     def _apply_phrases(self) -> None:
         assert self._pending_phrases is not None
@@ -256,10 +258,10 @@ def _best(result: dict) -> dict:
     return alternatives[0]
 
 
-def _join(first: Hypothesis | None, second: Hypothesis | None) -> Hypothesis | None:
+def _join(first: Hypothesis | None, second: Hypothesis) -> Hypothesis:
     """Two utterances that ended within one chunk travel as one final (nothing dropped)."""
-    if first is None or second is None:
-        return first or second
+    if first is None:
+        return second
     return Hypothesis(
         text=" ".join(t for t in (first.text, second.text) if t),
         final=True,

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import wave
 
 import httpx
 import numpy as np
@@ -15,6 +16,7 @@ import websockets
 
 from services.common.audio import duration_s, pcm16_to_float
 from services.common.config import Settings
+from services.gateway.call.policy import CallPolicy
 from services.gateway.engines import load_engines
 from services.gateway.simulator import Turn, WebSocketCaller
 
@@ -229,3 +231,24 @@ async def test_caller_speech_over_the_reply_barges_in(gateway, espeak_wav):
     assert stops and stops[0]["turn"] == 1
     assert interruption.heard and interruption.reply
     assert result.record["turns"][1]["barged_in"] is True
+
+
+async def test_stereo_recording_has_caller_left_and_bot_right(gateway_with, tmp_path, espeak_wav):
+    wav = espeak_wav("안녕하세요. 감사합니다.", "ko", "rec-ko")
+    with gateway_with(CallPolicy(recordings_dir=tmp_path)) as url:
+        result = await WebSocketCaller(ws_url(url)).run([Turn("wav", str(wav))])
+    path = result.record["recording"]
+    with wave.open(path) as recording:
+        assert (recording.getnchannels(), recording.getframerate()) == (2, 16000)
+        stereo = np.frombuffer(recording.readframes(recording.getnframes()), "<i2").reshape(-1, 2)
+    caller, bot = stereo[:, 0].tobytes(), stereo[:, 1].tobytes()
+    assert (
+        speech_seconds(caller) > 0.5 and speech_seconds(bot) > 2.0
+    )  # the question; greeting+reply
+    # The caller spoke after the greeting: caller audio starts later than the bot's.
+    assert np.argmax(np.abs(stereo[:, 0]) > 1000) > np.argmax(np.abs(stereo[:, 1]) > 1000)
+
+
+def test_kb_admin_api_is_mounted(gateway):
+    status = httpx.get(gateway + "/v1/kb/status").json()
+    assert status["scenarios"] >= 5 and status["last_reload_ok"] is True

@@ -29,6 +29,7 @@ from services.gateway.call import events as ev
 from services.gateway.call.pacer import Pacer
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord, TurnRecord
+from services.gateway.call.recording import Recorder
 from services.gateway.call.vad import SpeechTracker, rms_dbfs
 from services.gateway.engines import Engines
 
@@ -134,6 +135,7 @@ class Call:
         self._nomatch = self._reprompts = 0
         self._digits, self._digit_at = "", 0.0
         self._log = log.bind(call_id=call_id)
+        self._recorder = Recorder(sample_rate) if policy.recordings_dir else None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -165,6 +167,9 @@ class Call:
             if self._asr is not None:
                 await self._asr.close()
             self._engines.release_vad(self._vad)
+            if self._recorder is not None and self.policy.recordings_dir is not None:
+                path = self.policy.recordings_dir / f"{self.call_id}.wav"
+                self.record.recording = str(await asyncio.to_thread(self._recorder.save, path))
             self._end(self.record.end_reason or "closed")
             self._post(ev.Hangup(outcome=self.record.outcome, reason=self.record.end_reason))
             if not writer.done():  # let the caller hear the verdict, but never wait on a dead peer
@@ -241,6 +246,8 @@ class Call:
             await self._on_frame(frame)
 
     async def _on_frame(self, frame: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.heard(frame)
         edges = self._tracker.update(
             self._vad.feed(frame) if self._vad else 0.0, rms_dbfs(frame), self._echo_db()
         )
@@ -480,6 +487,8 @@ class Call:
 
     async def _send_audio(self, frame: bytes) -> None:
         self._echo.append(rms_dbfs(frame) if self.pacer.speaking else -120.0)
+        if self._recorder is not None:
+            self._recorder.said(frame)
         self._outq.put_nowait(frame)
 
     def _post(self, event: ev.Event) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +34,9 @@ class CallPolicy(BaseSettings):
     transfer_digits: str = "0*"
     dtmf_interdigit_s: float = 1.5
     operator_queue: str = "operators"
+
+    # Stereo WAV per call (caller left, bot right) in this folder; unset: no recording.
+    recordings_dir: Path | None = None
 
     reprompt_text: str = "Вы меня слышите? Задайте, пожалуйста, ваш вопрос."
     transfer_text: str = "Соединяю вас с оператором. Пожалуйста, оставайтесь на линии."

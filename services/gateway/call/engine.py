@@ -264,14 +264,17 @@ class Call:
             return
         if self._asr is None:
             return
+        speech_end = time.monotonic() - self._tracker.silence_ms / 1000
         hyp = await self._asr.feed(frame)
+        endpoint = time.monotonic()
         if not hyp.final and edges.ended and self._partial:
             hyp = await self._asr.finish()  # our endpointer fired before the recognizer's own
         if hyp.final:
             self._partial = ""
             if hyp.text.strip():
-                speech_end = time.monotonic() - self._tracker.silence_ms / 1000
-                self._caller_turn(hyp.text.strip(), "voice", speech_end)
+                steps = {"endpoint": round((endpoint - speech_end) * 1000, 1)}
+                steps["asr_final"] = _ms(endpoint)
+                self._caller_turn(hyp.text.strip(), "voice", speech_end, steps)
         elif hyp.text and hyp.text != self._partial:
             self._partial = hyp.text
             self._post(ev.Transcript(turn=self._turn_no + 1, text=hyp.text, final=False))
@@ -318,10 +321,14 @@ class Call:
         self._last_activity = time.monotonic()
         self._reprompts = 0
 
-    def _caller_turn(self, text: str, source: Source, turn_end: float) -> None:
+    def _caller_turn(
+        self, text: str, source: Source, turn_end: float, steps: dict[str, float] | None = None
+    ) -> None:
+        """`steps`: ms spent on endpointing and the ASR final, for voice turns."""
         if self.state not in LIVE:
             return
         turn = self._new_turn(source, text)
+        turn.latency_ms.update(steps or {})
         self._post(ev.Transcript(turn=turn.turn, text=text, final=True, source=source))
         self._begin(self._respond(turn, turn_end))
 

@@ -170,6 +170,13 @@ class Call:
             if self._recorder is not None and self.policy.recordings_dir is not None:
                 path = self.policy.recordings_dir / f"{self.call_id}.wav"
                 self.record.recording = str(await asyncio.to_thread(self._recorder.save, path))
+            stats = self.pacer.stats
+            self.record.pacing = {
+                "frames": stats.frames,
+                "max_lag_ms": round(stats.max_lag_s * 1000, 2),
+                "drift_ms": round(stats.drift_s * 1000, 2),
+                "resyncs": stats.resyncs,
+            }
             self._end(self.record.end_reason or "closed")
             self._post(ev.Hangup(outcome=self.record.outcome, reason=self.record.end_reason))
             if not writer.done():  # let the caller hear the verdict, but never wait on a dead peer

@@ -48,6 +48,9 @@ class CallRecord(BaseModel):
     turns: list[TurnRecord] = []
     timeline: list[TimelineEntry] = []
     recording: str | None = None  # stereo WAV: caller left, bot right
+    # The outgoing audio clock: frames sent, worst lateness of a frame against its deadline,
+    # lateness of the last frame (drift), schedule restarts after a stalled event loop.
+    pacing: dict[str, float] = {}
 
     @classmethod
     def begin(cls, call_id: str, caller_id: str, transport: str, sample_rate: int) -> CallRecord:

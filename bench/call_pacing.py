@@ -73,8 +73,8 @@ def main() -> None:
         "call_pacing",
         f"""# Pacing drift of outgoing AudioSocket audio (bench/call_pacing.py)
 
-`.venv/bin/python -m bench.call_pacing --seconds {args.seconds:g}` — one {args.seconds / 60:.1f}-minute
-AudioSocket call on a real `voicebot serve`, measured by the caller (same machine, same monotonic
+`.venv/bin/python -m bench.call_pacing --seconds {args.seconds:g}` — one
+{args.seconds / 60:.1f}-minute AudioSocket call on a real `voicebot serve`, measured by the caller (same machine, same monotonic
 clock). The 2-core machine was shared with other agents' builds and tests while this ran.
 
 | measure | value |

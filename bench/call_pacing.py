@@ -69,20 +69,21 @@ def main() -> None:
     # Drift along the way: each minute's end against the ideal clock from the first frame.
     per_minute = [((arrivals[i] - arrivals[0]) - i * 0.02) * 1000 for i in range(0, n, 3000)]
     pacing = record.get("pacing", {})
+    gap_p50, gap_p99 = percentile(gaps, 50), percentile(gaps, 99)
     write_results(
         "call_pacing",
         f"""# Pacing drift of outgoing AudioSocket audio (bench/call_pacing.py)
 
 `.venv/bin/python -m bench.call_pacing --seconds {args.seconds:g}` — one
-{args.seconds / 60:.1f}-minute AudioSocket call on a real `voicebot serve`, measured by the caller (same machine, same monotonic
-clock). The 2-core machine was shared with other agents' builds and tests while this ran.
+{args.seconds / 60:.1f}-minute AudioSocket call on a real `voicebot serve`, measured by the
+caller (same machine, same monotonic clock). The 2-core machine was shared with other agents' builds and tests while this ran.
 
 | measure | value |
 |---|---:|
 | frames received | {n} (ideal {int(args.seconds * 50)}) |
 | drift at the end: (t_last - t_first) - (n-1) x 20 ms | {drift_ms:+.1f} ms |
 | drift at each minute (ms) | {", ".join(f"{d:+.1f}" for d in per_minute)} |
-| inter-frame gap p50 / p99 / max | {percentile(gaps, 50):.1f} / {percentile(gaps, 99):.1f} / {max(gaps):.1f} ms |
+| inter-frame gap p50 / p99 / max | {gap_p50:.1f} / {gap_p99:.1f} / {max(gaps):.1f} ms |
 | gateway pacer: frames sent | {pacing.get("frames")} |
 | gateway pacer: worst lateness of a frame | {pacing.get("max_lag_ms")} ms |
 | gateway pacer: lateness of the last frame | {pacing.get("drift_ms")} ms |

@@ -76,7 +76,8 @@ def main() -> None:
 
 `.venv/bin/python -m bench.call_pacing --seconds {args.seconds:g}` — one
 {args.seconds / 60:.1f}-minute AudioSocket call on a real `voicebot serve`, measured by the
-caller (same machine, same monotonic clock). The 2-core machine was shared with other agents' builds and tests while this ran.
+caller (same machine, same monotonic clock). The 2-core machine was shared with other
+agents' builds and tests while this ran.
 
 | measure | value |
 |---|---:|

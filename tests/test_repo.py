@@ -126,8 +126,13 @@ def test_no_model_weights_are_committed() -> None:
 
 
 def test_readme_documents_every_setting() -> None:
+    from services.gateway.audiosocket.server import AudioSocketSettings
+
     documented = set(re.findall(r"`(VOICEBOT_[A-Z_]+)`", section(README, "Configuration")))
     expected = {f"VOICEBOT_{name.upper()}" for name in Settings.model_fields}
+    expected |= {
+        f"VOICEBOT_AUDIOSOCKET_{name.upper()}" for name in AudioSocketSettings.model_fields
+    }
     assert expected <= documented, f"undocumented: {sorted(expected - documented)}"
 
 
@@ -189,6 +194,12 @@ def test_compose_services_run_real_commands_on_matching_ports(compose) -> None:
     assert env["VOICEBOT_TTS_URL"] == f"http://tts:{ports['tts']}"
     published = {p.rsplit(":", 1)[-1] for p in services["bot"]["ports"]}
     assert str(ports["bot"]) in published
+    # AudioSocket for Asterisk: listening beyond the container, on its default port.
+    from services.gateway.audiosocket.server import AudioSocketSettings
+
+    assert env["VOICEBOT_AUDIOSOCKET_HOST"] == "0.0.0.0"
+    assert env["VOICEBOT_AUDIOSOCKET_PORT"] == str(AudioSocketSettings().port) == "9092"
+    assert "9092" in published
     assert all(p.startswith("127.0.0.1:") for p in services["bot"]["ports"])
 
 

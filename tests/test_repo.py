@@ -211,11 +211,15 @@ def test_compose_builds_one_image_with_the_models_volume(compose) -> None:
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
         assert "models:/models" in service["volumes"]
     assert "models" in compose["volumes"]
-    # Everything the Dockerfile copies exists in the repository.
+    # Everything the Dockerfile copies exists and is not filtered out of the build context;
+    # the virtualenv and fetched models are.
+    ignored = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert {".venv", "models/*/", ".git"} <= set(ignored)
     for line in dockerfile.read_text().splitlines():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert list(ROOT.glob(source)), f"Dockerfile copies missing {source}"
+                assert source not in ignored and source.split("/")[0] not in ignored, source
 
 
 def test_compose_model_step_fetches_with_the_real_cli(compose) -> None:

@@ -69,8 +69,9 @@ def status_command(
     manifest: ManifestOption = modelstore.MANIFEST_PATH,
 ) -> None:
     """Show each model: verified, installed (not by the fetcher), corrupt or missing."""
+    settings = Settings()
     try:
-        rows = modelstore.status(Settings(), modelstore.load_manifest(manifest), verify=verify)
+        rows = modelstore.status(settings, modelstore.load_manifest(manifest), verify=verify)
     except modelstore.ManifestError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
@@ -78,12 +79,19 @@ def status_command(
         for row in rows:
             typer.echo(json.dumps(row.model_dump(mode="json"), ensure_ascii=False))
         return
-    table = Table(title="Models")
-    for column in ("Model", "Kind", "State", "Licence", "Commercial", "Path", "Detail"):
-        table.add_column(column, overflow="fold")
+    table = Table(
+        title="Models", caption=f"in {settings.models_dir}; * optional, fetched only by name"
+    )
+    for column in ("Model", "State", "Licence", "Detail"):
+        table.add_column(column, overflow="fold", no_wrap=column != "Detail")
     for row in rows:
-        name = row.name if row.default else f"{row.name} (optional)"
-        state = f"[{_STATE_STYLE[row.state]}]{row.state}[/]"
-        commercial = "yes" if row.commercial_use else "no"
-        table.add_row(name, row.kind, state, row.licence, commercial, str(row.path), row.detail)
+        name = row.name if row.default else f"{row.name} *"
+        path = row.path.relative_to(settings.models_dir)  # the caption names the folder
+        licence = row.licence if row.commercial_use else f"{row.licence}\n[yellow]non-commercial[/]"
+        table.add_row(
+            f"{name}\n[dim]{path}[/]",
+            f"[{_STATE_STYLE[row.state]}]{row.state}[/]",
+            licence,
+            row.detail,
+        )
     Console().print(table)

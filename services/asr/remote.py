@@ -10,8 +10,8 @@ import json
 
 import websockets
 
-from services.asr.base import Endpointing, Hypothesis
-from services.asr.protocol import decode_reply
+from services.asr.base import Endpointing, Hypothesis, RecognizerOverloaded
+from services.asr.protocol import RemoteError, decode_reply
 
 
 class RemoteStream:
@@ -40,8 +40,8 @@ class RemoteStream:
     async def close(self) -> None:
         try:
             await self._ask('{"eof" : 1}')
-        except (websockets.ConnectionClosed, OSError):
-            pass
+        except (websockets.ConnectionClosed, OSError, RemoteError, RecognizerOverloaded):
+            pass  # the session is over either way
         finally:
             await self._ws.close()
 

@@ -22,9 +22,6 @@ class Reply(BaseModel):
     intent: str | None  # scenario id, or None when nothing matched
     score: float  # calibrated confidence 0..1
     answer: str  # what the bot says (as text to show)
-    speech: str | None = (
-        None  # the same for TTS (phone numbers spelled in groups); None: use answer
-    )
     slots: dict[str, str] = {}
     alternatives: list[Alternative] = []
     handoff_queue: str | None = None  # set when decision == "handoff"

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from services.dialog.base import Decision, Reply
 from services.dialog.entities import Found
 from services.dialog.matcher import Match
-from services.dialog.speech import speakable
 
 if TYPE_CHECKING:
     from services.dialog.engine import Snapshot
@@ -47,9 +46,7 @@ class Session:
 
     def greeting(self) -> str:
         text = self.settings.greeting
-        self._last = Reply(
-            text="", decision="answer", intent=None, score=1.0, answer=text, speech=speakable(text)
-        )
+        self._last = Reply(text="", decision="answer", intent=None, score=1.0, answer=text)
         return text
 
     def respond(self, utterance: str) -> Reply:
@@ -207,7 +204,6 @@ class Session:
             intent=intent,
             score=round(match.confidence if score is None else score, 4),
             answer=answer,
-            speech=speakable(answer),
             slots=slots or {},
             alternatives=self.snap.alternatives(match),
             handoff_queue=queue,

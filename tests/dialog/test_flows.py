@@ -21,7 +21,6 @@ def test_repeat_says_the_last_answer_again(demo_engine: DialogEngine) -> None:
     first = s.respond("как передать показания счетчиков воды")
     again = s.respond("повторите пожалуйста")
     assert again.intent == "repeat" and again.answer == first.answer
-    assert again.speech and "пятьсот тридцать девять" in again.speech
 
 
 def test_weekend_follow_up_stays_in_the_hours_topic(demo_engine: DialogEngine) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from services.dialog.normalize import Normalizer
-from services.dialog.speech import speakable
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +37,6 @@ def test_kb_synonyms_apply_to_lemmas(norm: Normalizer) -> None:
 def test_negation_is_kept(norm: Normalizer) -> None:
     assert "не" in norm.tokens("не работает лифт")
 
-
-def test_phone_numbers_are_spoken_in_groups() -> None:
-    assert speakable("Звоните +7 495 777-77-77.") == (
-        "Звоните плюс семь, четыреста девяносто пять, семьсот семьдесят семь, семьдесят семь, "
-        "семьдесят семь."
-    )
-    assert speakable("8-800-2000-112") == "восемь, восемьсот, две тысячи, сто двенадцать"
-    assert speakable("8-800-100-0004") == "восемь, восемьсот, сто, ноль ноль ноль четыре"
-    assert speakable("с 10:00 до 17:00, номер 122") == "с 10:00 до 17:00, номер 122"
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def main() -> None:
     gaps = [(b - a) * 1000 for a, b in itertools.pairwise(arrivals)]
     # Drift along the way: each minute's end against the ideal clock from the first frame.
     per_minute = [((arrivals[i] - arrivals[0]) - i * 0.02) * 1000 for i in range(0, n, 3000)]
-    pacing = record.get("pacing", {})
+    pacing = {k: f"{v:g}" for k, v in record.get("pacing", {}).items()}
     gap_p50, gap_p99 = percentile(gaps, 50), percentile(gaps, 99)
     write_results(
         "call_pacing",

@@ -61,6 +61,8 @@ class TurnResult:
     reply_audio: bytes = b""
     playback: str = ""  # finished | interrupted | "" (no reply)
     barged_in: bool = False
+    speech_started: float | None = None  # when the caller's first speech frame went out
+    bot_stopped: float | None = None  # barge-in: when the bot's audio stopped arriving
 
 
 @dataclass
@@ -83,11 +85,12 @@ class _Line:
         self._queue: list[bytes] = []
         self.idle = asyncio.Event()
         self.idle.set()
-        self.last_speech_sent = 0.0
+        self.first_speech_sent = self.last_speech_sent = 0.0
 
     def speak(self, pcm: bytes) -> None:
         self._queue.extend(split_frames(pcm, self._rate))
         self.idle.clear()
+        self.first_speech_sent = 0.0
 
     async def run(self) -> None:
         silence = b"\0" * frame_bytes(self._rate)
@@ -98,6 +101,7 @@ class _Line:
                 await asyncio.sleep(delay)
             if self._queue:
                 await self._send(self._queue.pop(0))
+                self.first_speech_sent = self.first_speech_sent or time.monotonic()
                 if not self._queue:
                     self.last_speech_sent = time.monotonic()
                     self.idle.set()
@@ -437,11 +441,29 @@ class AudioSocketCaller:
             await asyncio.sleep(float(turn.value))
         else:
             raise ValueError("a telephone line carries no typed text; use a WAV or --dtmf")
+        if turn.barge_in:
+            result.speech_started = line.first_speech_sent
+            result.bot_stopped = self._quiet_from(line.first_speech_sent)
         first, audio = await self._reply_end(end, wait_end)
         result.reply_audio = audio
         if first is not None:
             result.latency_ms = round((first - end) * 1000, 1)
         return result
+
+    def _quiet_from(self, since: float, run: int = 25) -> float | None:
+        """When the bot fell silent for good after `since`: the start of the first run of
+        `run` silent frames (500 ms; longer than its pauses between sentences)."""
+        start, count = None, 0
+        for t, frame in self.frames:
+            if t < since:
+                continue
+            if any(frame):
+                start, count = None, 0
+                continue
+            start, count = start or t, count + 1
+            if count >= run:
+                return start
+        return None
 
     async def _reply_end(self, since: float, wait_end: bool) -> tuple[float | None, bytes]:
         """Wait for the bot's next utterance after `since`: (its first frame time, its audio).
@@ -473,14 +495,12 @@ class AudioSocketCaller:
     def _fill_from_record(self, result: CallResult) -> None:
         if not result.record:
             return
-        caller_turns = [t for t in result.record["turns"] if t["source"] != "bot"]
-        for turn, rec in zip(result.turns, caller_turns, strict=False):
+        turns = result.record["turns"]
+        caller_turns = [(n, t) for n, t in enumerate(turns) if t["source"] != "bot"]
+        for turn, (n, rec) in zip(result.turns, caller_turns, strict=False):
             turn.heard, turn.intent, turn.score = rec["transcript"], rec["intent"], rec["score"]
-            turn.decision, turn.reply, turn.barged_in = (
-                rec["decision"],
-                rec["reply"],
-                rec["barged_in"],
-            )
+            turn.decision, turn.reply = rec["decision"], rec["reply"]
+            turn.barged_in = n > 0 and turns[n - 1]["barged_in"]  # it cut the bot off
         if result.record.get("handoff_queue"):
             result.handoff = {
                 "queue": result.record["handoff_queue"],

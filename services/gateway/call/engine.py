@@ -226,11 +226,26 @@ class Call:
     # ---- caller input ----------------------------------------------------------------------
 
     async def _consume(self, inputs: AsyncIterator[CallerInput]) -> None:
+        """Caller input is read as it arrives (timestamped) and handled in order; when the
+        recognizer falls behind, the backlog waits here and shows in the turn's latencies."""
+        arrived: asyncio.Queue[tuple[float, CallerInput]] = asyncio.Queue()
+
+        async def receive() -> None:
+            try:
+                async for item in inputs:
+                    arrived.put_nowait((time.monotonic(), item))
+                arrived.put_nowait((time.monotonic(), HangUp("caller_hangup")))
+            except Exception as exc:
+                self._log.warning("transport_failed", error=str(exc))
+                arrived.put_nowait((time.monotonic(), HangUp(f"transport error: {exc}")))
+
+        receiver = asyncio.create_task(receive())
         try:
-            async for item in inputs:
+            while True:
+                received, item = await arrived.get()
                 match item:
                     case Audio(pcm):
-                        await self._on_audio(pcm)
+                        await self._on_audio(pcm, received)
                     case Text(text):
                         await self._on_text(text)
                     case Digit(digit):
@@ -239,20 +254,22 @@ class Call:
                         self._end(reason)
                 if self.state is State.ENDED:
                     return
-            self._end("caller_hangup")
         except Exception as exc:
             self._log.exception("call_failed")
             self._end(f"error: {exc}")
+        finally:
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
 
-    async def _on_audio(self, pcm: bytes) -> None:
+    async def _on_audio(self, pcm: bytes, received: float) -> None:
         self._inbuf += pcm
         size = frame_bytes(self.sample_rate)
         while len(self._inbuf) >= size:
             frame = bytes(self._inbuf[:size])
             del self._inbuf[:size]
-            await self._on_frame(frame)
+            await self._on_frame(frame, received)
 
-    async def _on_frame(self, frame: bytes) -> None:
+    async def _on_frame(self, frame: bytes, received: float) -> None:
         if self._recorder is not None:
             self._recorder.heard(frame)
         edges = self._tracker.update(
@@ -271,16 +288,19 @@ class Call:
             return
         if self._asr is None:
             return
-        speech_end = time.monotonic() - self._tracker.silence_ms / 1000
+        speech_end = received - self._tracker.silence_ms / 1000  # when the caller went quiet
+        processed = time.monotonic()
         hyp = await self._asr.feed(frame)
-        endpoint = time.monotonic()
         if not hyp.final and edges.ended and self._partial:
             hyp = await self._asr.finish()  # our endpointer fired before the recognizer's own
         if hyp.final:
             self._partial = ""
             if hyp.text.strip():
-                steps = {"endpoint": round((endpoint - speech_end) * 1000, 1)}
-                steps["asr_final"] = _ms(endpoint)
+                steps = {
+                    "endpoint": round((received - speech_end) * 1000, 1),
+                    "backlog": round((processed - received) * 1000, 1),
+                    "asr_final": _ms(processed),
+                }
                 self._caller_turn(hyp.text.strip(), "voice", speech_end, steps)
         elif hyp.text and hyp.text != self._partial:
             self._partial = hyp.text

@@ -23,7 +23,8 @@ class TurnRecord(BaseModel):
     decision: str | None = None
     reply: str = ""
     barged_in: bool = False
-    # Voice turns: `endpoint` (speech end -> end of turn decided) and `asr_final` (-> final
+    # Voice turns: `endpoint` (speech end -> the frame that ended the turn arrived), `backlog`
+    # (-> that frame was processed; >0 when recognition falls behind), `asr_final` (-> final
     # transcript) in ms; all turns: `matched`, `tts` (first audio rendered), `first_frame` (sent),
     # in ms from the end of the caller's turn (speech end / message arrival).
     latency_ms: dict[str, float] = {}

@@ -278,12 +278,7 @@ class WebSocketCaller:
             if e["type"] == "playback" and e["status"] == "started"
         }
         for turn_no in started:
-            await self._wait(
-                lambda e, n=turn_no: (
-                    e["type"] == "hangup"
-                    or (e["type"] == "playback" and e["turn"] == n and e["status"] != "started")
-                )
-            )
+            await self._wait(_playback_over(turn_no))
 
     async def _turn_outcome(
         self, turn_no: int, since: float = 0.0, end: float | None = None, wait_end: bool = True
@@ -300,17 +295,7 @@ class WebSocketCaller:
         started_at = next(t for t, e in self._events if e is started)
         finished_at = float("inf")
         if started["type"] == "playback" and wait_end:
-            done = await self._wait(
-                lambda e: (
-                    e["type"] == "hangup"
-                    or (
-                        e["type"] == "playback"
-                        and e["turn"] == turn_no
-                        and e["status"] != "started"
-                    )
-                ),
-                since=since,
-            )
+            done = await self._wait(_playback_over(turn_no), since=since)
             result.playback = done.get("status", "")
             finished_at = next(t for t, e in self._events if e is done)
         elif started["type"] == "playback":
@@ -340,6 +325,17 @@ class WebSocketCaller:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 0.5)
+
+
+def _playback_over(turn_no: int) -> Callable[[dict[str, Any]], bool]:
+    def over(event: dict[str, Any]) -> bool:
+        return event["type"] == "hangup" or (
+            event["type"] == "playback"
+            and event["turn"] == turn_no
+            and event["status"] != "started"
+        )
+
+    return over
 
 
 async def fetch_record(url: str, call_id: str) -> dict[str, Any] | None:

@@ -97,6 +97,9 @@ def serve_asr(
     workers: Annotated[int | None, typer.Option(help="decoder threads (default: cores)")] = None,
     max_streams: Annotated[int | None, typer.Option(help="streams before more are shed")] = None,
     idle_timeout: Annotated[float, typer.Option(help="close a silent session after (s)")] = 30.0,
+    keep_warm: Annotated[
+        int | None, typer.Option(help="idle recognizers kept for reuse, ~100 MB each")
+    ] = None,
 ) -> None:
     """The standalone ASR service (vosk-server WebSocket protocol, /metrics)."""
     import uvicorn
@@ -110,7 +113,7 @@ def serve_asr(
     configure(settings.log_level, settings.log_json)
     try:
         recognizer = VoskRecognizer(
-            model or settings.vosk_model_path, DecoderPool(workers, max_streams)
+            model or settings.vosk_model_path, DecoderPool(workers, max_streams), keep_warm
         )
     except ModelUnavailable as exc:
         typer.echo(f"voicebot serve asr: {exc.reason}", err=True)

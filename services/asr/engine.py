@@ -82,7 +82,11 @@ class VoskRecognizer:
 
     name = "vosk"
 
-    def __init__(self, model_path: Path, pool: DecoderPool | None = None) -> None:
+    def __init__(
+        self, model_path: Path, pool: DecoderPool | None = None, keep_warm: int | None = None
+    ) -> None:
+        """`keep_warm`: finished calls' recognizers kept for reuse (default: as many as
+        `pool.max_streams`); each holds its expanded graph, ~100 MB with a small model."""
         if not (model_path / "am" / "final.mdl").is_file():
             raise ModelUnavailable(
                 f"Vosk model not installed at {model_path}: run `voicebot models fetch` "
@@ -99,6 +103,7 @@ class VoskRecognizer:
         # Runtime grammars need a lookahead model (HCLr.fst + Gr.fst), not a static HCLG.fst.
         self.grammar = (model_path / "graph" / "HCLr.fst").is_file()
         self.pool = pool or DecoderPool()
+        self.keep_warm = self.pool.max_streams if keep_warm is None else keep_warm
         self._idle: list[Kaldi] = []
         self._idle_lock = threading.Lock()
 
@@ -113,7 +118,7 @@ class VoskRecognizer:
     def recycle(self, kaldi: Kaldi) -> None:
         """Keep a finished stream's recognizer warm for the next call (full-LM ones only)."""
         with self._idle_lock:
-            if not kaldi.grammar and len(self._idle) < self.pool.max_streams:
+            if not kaldi.grammar and len(self._idle) < self.keep_warm:
                 self._idle.append(kaldi)
 
     def _decoder(self, rate: int, options: DecoderOptions) -> Decoder:

@@ -213,3 +213,23 @@ async def test_odd_length_pcm_is_refused(recognizer: VoskRecognizer) -> None:
         assert not (await stream.feed(b"\0" * 320)).final  # the stream still works
     finally:
         await stream.close()
+
+
+async def test_finished_calls_recognizers_serve_the_next_call_warm(
+    recognizer: VoskRecognizer, sentence: Speech
+) -> None:
+    rate = 8000
+    pcm = silence(0.5, rate) + sentence.at(rate) + silence(1.0, rate)
+    first = finals(await run_stream(recognizer, pcm, rate))
+    warm = recognizer.describe()["warm_recognizers"]
+    assert isinstance(warm, int) and warm >= 1
+
+    stream = await recognizer.open_stream(rate)  # takes a warm one
+    assert recognizer.describe()["warm_recognizers"] == warm - 1
+    replies = [await stream.feed(c) for c in split_frames(pcm, rate, 100)]
+    replies.append(await stream.finish())
+    await stream.close()
+    assert recognizer.describe()["warm_recognizers"] == warm
+    # Vosk counts time over a recognizer's whole life; the new call still gets its own times.
+    second = finals(replies)
+    assert abs(second[0].words[0].start - first[0].words[0].start) < 0.15

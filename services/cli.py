@@ -10,7 +10,9 @@ from services.dialog.cli import kb_app
 from services.gateway.cli import call_command, serve_bot
 from services.tts.cli import serve_tts, tts_command
 
-app = typer.Typer(help="Горячая линия — voice robot for Russian-language hotlines.", no_args_is_help=True)
+app = typer.Typer(
+    help="Горячая линия — voice robot for Russian-language hotlines.", no_args_is_help=True
+)
 
 serve_app = typer.Typer(help="Run the bot (no subcommand) or one service alone.")
 serve_app.callback(invoke_without_command=True)(serve_bot)

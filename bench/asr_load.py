@@ -253,12 +253,13 @@ async def warm_up(server: Server, clips: list[bytes], streams: int) -> None:
     async def decode(ws: websockets.ClientConnection) -> None:
         async with sem:
             await ws.send(json.dumps({"config": {"sample_rate": RATE}}))
-            for clip in clips:
-                for i in range(0, len(clip), 3200):
-                    await ws.send(clip[i : i + 3200])
+            size = int(RATE * CHUNK_S) * 2
+            for clip in clips:  # as the callers will send it: the graph states reached match
+                for i in range(0, len(clip), size):
+                    await ws.send(clip[i : i + size])
                     await ws.recv()
-            await ws.send('{"reset" : 1}')
-            await ws.recv()
+                await ws.send('{"reset" : 1}')
+                await ws.recv()
 
     await asyncio.gather(*(decode(ws) for ws in sockets))
     for ws in sockets:

@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--barge-ins", type=int, default=10)
     parser.add_argument("--concurrency", default="10,25,50")
     parser.add_argument("--seconds", type=float, default=45.0, help="per concurrency level")
+    parser.add_argument("--results", default="call_latency", help="bench/results/NAME.md")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",") if x]
 
@@ -204,11 +205,12 @@ def main() -> None:
         for x in loads
     )
     write_results(
-        "call_latency",
+        args.results,
         f"""# Call latency (bench/call_latency.py)
 
 `.venv/bin/python -m bench.call_latency --calls {args.calls} --parallel {args.parallel} \
---barge-ins {args.barge_ins} --concurrency {args.concurrency} --seconds {args.seconds:g}`
+--barge-ins {args.barge_ins} --concurrency "{args.concurrency}" --seconds {args.seconds:g} \
+--results {args.results}`
 
 **Machine shared**: 2 cores, other agents were building, testing and benchmarking at the same
 time; the lead re-runs this on a quiet machine. Gateway: `voicebot serve` in its own process,

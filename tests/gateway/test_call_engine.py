@@ -211,3 +211,35 @@ async def test_illegal_transition_is_refused():
     call.state = State.TRANSFER
     with pytest.raises(RuntimeError):
         call._set(State.LISTENING)
+
+
+async def test_phone_call_without_recognition_goes_to_an_operator():
+    engines = fake_engines()
+
+    async def overloaded(sample_rate, phrases=None, endpointing=None):
+        raise RuntimeError("recognizer overloaded")
+
+    engines.recognizer.open_stream = overloaded
+    h = CallHarness(engines, idle_silence=True)
+    h.start()
+    record = await asyncio.wait_for(h.task, 5)
+    assert record.outcome == "transferred" and record.handoff_reason == "asr_unavailable"
+    assert h.out.of("error")[0].code == "asr_unavailable"
+
+
+async def test_websocket_call_without_recognition_still_takes_typed_questions():
+    engines = fake_engines()
+
+    async def broken(sample_rate, phrases=None, endpointing=None):
+        raise RuntimeError("model gone")
+
+    engines.recognizer.open_stream = broken
+    h = CallHarness(engines)
+    h.start()
+    started = await h.out.wait_for(lambda e: e.type == "started")
+    assert started.inputs == ["text", "dtmf"] and started.degraded
+    await h.wait_playback_end(0)
+    h.send(Text("вопрос"))
+    await h.wait_playback_end(1)
+    h.send(None)
+    assert (await h.task).outcome == "answered"

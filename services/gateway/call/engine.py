@@ -155,7 +155,13 @@ class Call:
                 )
             )
             turn = self._new_turn("bot", "")
-            self._begin(self._say_then_listen(turn, self._session.greeting(), State.GREETING))
+            if self._asr is None and self._output.idle_silence and self._engines.recognizer:
+                # A phone caller can only speak and press keys: without recognition (overload,
+                # failure) an operator serves them better than a bot that cannot hear.
+                queue, notice = self.policy.operator_queue, self.policy.transfer_text
+                self._begin(self._transfer(turn, queue, "asr_unavailable", notice))
+            else:
+                self._begin(self._say_then_listen(turn, self._session.greeting(), State.GREETING))
             tasks.append(asyncio.create_task(self._consume(inputs)))
             await self._ended.wait()
         finally:

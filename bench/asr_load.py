@@ -124,8 +124,9 @@ def start_server(cmd: Sequence[str], port: int, env: dict[str, str] | None = Non
 
 
 def our_server(model: Path, port: int, max_streams: int = 400) -> Server:
-    code = "import typer; from services.asr.cli import serve_asr; typer.run(serve_asr)"
-    cmd = [sys.executable, "-c", code, "--model", str(model), "--port", str(port)]
+    # exactly `voicebot serve asr` (the console script runs services.cli:app)
+    cmd = [sys.executable, "-m", "services.cli", "serve", "asr", "--model", str(model)]
+    cmd += ["--port", str(port)]
     cmd += ["--max-streams", str(max_streams), "--idle-timeout", "900"]
     return start_server(cmd, port)
 

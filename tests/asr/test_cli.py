@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import typer
+import websockets
 from typer.testing import CliRunner
 
 from services.asr.cli import asr_command
 from services.common.audio import read_wav, write_wav
 
-from .helpers import SENTENCE
+from .helpers import SENTENCE, Speech, free_port
 
 
 def cli() -> typer.Typer:
@@ -48,3 +53,37 @@ def test_asr_without_a_model_says_how_to_fetch_it(tmp_path: Path, espeak_wav) ->
     result = CliRunner().invoke(cli(), ["--model", str(tmp_path / "missing"), str(wav)])
     assert result.exit_code == 2
     assert "voicebot models fetch" in result.output
+
+
+async def test_voicebot_serve_asr_answers_a_vosk_client(
+    korean_model_path: Path, sentence: Speech
+) -> None:
+    """`voicebot serve asr --port N` as a user starts it, spoken to like vosk's test.py does."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "services.cli", "serve", "asr", "--port", str(port)]
+    server = subprocess.Popen(
+        [*cmd, "--model", str(korean_model_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+                try:
+                    ready = (await client.get(f"http://127.0.0.1:{port}/readyz")).json()
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        assert ready["asr"]["model"] == str(korean_model_path)
+        async with websockets.connect(f"ws://127.0.0.1:{port}") as ws:
+            await ws.send('{ "config" : { "sample_rate" : 8000 } }')
+            pcm = sentence.at(8000)
+            for i in range(0, len(pcm), 3200):
+                await ws.send(pcm[i : i + 3200])
+                assert "partial" in json.loads(await ws.recv())
+            await ws.send('{"eof" : 1}')
+            assert json.loads(await ws.recv())["text"]
+    finally:
+        server.terminate()
+        server.wait(10)

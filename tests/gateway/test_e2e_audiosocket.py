@@ -183,7 +183,7 @@ async def _good_call_alongside(address: str, seconds: float) -> list[float]:
 
 async def test_bad_input_ends_only_that_call_and_its_record_says_why(gateway):
     address = audiosocket_address(gateway)
-    good = asyncio.create_task(_good_call_alongside(address, 6.0))
+    good = asyncio.create_task(_good_call_alongside(address, 4.0))
     ids = {}
     for name, data in BAD_INPUTS.items():
         ids[name] = str(uuid.uuid4())
@@ -208,7 +208,7 @@ async def test_bad_input_ends_only_that_call_and_its_record_says_why(gateway):
     times = await good
     times = [t for t in times if t > times[0] + 0.5]  # after its own set-up
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert len(times) > 220 and max(gaps) < 0.15  # the good call never stalled
+    assert len(times) > 150 and max(gaps) < 0.15  # the good call never stalled
 
 
 async def test_slow_loris_and_vanishing_peers_are_cut_off(gateway):

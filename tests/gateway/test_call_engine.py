@@ -243,3 +243,31 @@ async def test_websocket_call_without_recognition_still_takes_typed_questions():
     await h.wait_playback_end(1)
     h.send(None)
     assert (await h.task).outcome == "answered"
+
+
+async def test_short_interjection_pauses_then_the_bot_carries_on(espeak_wav):
+    """~300 ms of real speech (an "угу") over the bot: it pauses, then resumes; no barge-in."""
+    speech, _ = read_wav(espeak_wav("угу, да, понятно, хорошо", "ru", "uhu"), 16000)
+    samples = np.frombuffer(speech, "<i2")
+    start = int(np.flatnonzero(np.abs(samples) > 1000)[0])
+    chunk = samples[start : start + 16000 * 300 // 1000].astype(np.float32)
+    short = (chunk * (16000 / np.abs(chunk).max())).astype("<i2").tobytes()  # a caller's level
+    engines = fake_engines()
+    voice, _ = read_wav(espeak_wav("добрый день, это справочная линия города", "ru", "bot"), 16000)
+
+    async def speak(text, rate):
+        return voice  # the bot talks at a real voice's level
+
+    engines.speech.synthesize = speak
+    h = CallHarness(engines)
+    h.start()
+    await h.out.wait_for(lambda e: e.type == "playback")
+    await asyncio.sleep(0.5)
+    for frame in [*split_frames(short, 16000), *[b"\0" * 640] * 40]:
+        h.send(Audio(frame))
+        await asyncio.sleep(0.02)
+    end = await h.wait_playback_end(0)
+    assert end.status == "finished" and not h.out.of("barge_in")
+    assert any(e.event["type"] == "barge_in_ignored" for e in h.call.record.timeline)
+    h.send(None)
+    await h.task

@@ -285,12 +285,8 @@ class Call:
             self._activity()
         if self.pacer.speaking or self.state in (State.TRANSFER, State.GOODBYE):
             self._preroll.append(frame)
-            if (
-                edges.started
-                and self.policy.barge_in
-                and self.state in (State.GREETING, State.SPEAKING)
-            ):
-                await self._barge_in()
+            if self.policy.barge_in and self.state in (State.GREETING, State.SPEAKING):
+                await self._maybe_barge_in(edges.started)
             return
         if self._asr is None:
             return
@@ -311,6 +307,22 @@ class Call:
         elif hyp.text and hyp.text != self._partial:
             self._partial = hyp.text
             self._post(ev.Transcript(turn=self._turn_no + 1, text=hyp.text, final=False))
+
+    async def _maybe_barge_in(self, speech_started: bool) -> None:
+        """Caller speech over the bot: pause at once (within the VAD's 120 ms); once it lasts
+        `barge_in_confirm_ms` it is a barge-in, but a short "угу" or a cough falls silent first,
+        and the bot carries on where it paused."""
+        tracker = self._tracker
+        if speech_started:
+            self.pacer.pause()
+        elif not self.pacer.paused:
+            return
+        elif tracker.speech_ms >= self.policy.barge_in_confirm_ms:
+            await self._barge_in()
+        elif tracker.silence_ms >= self.policy.barge_in_resume_ms:
+            tracker.reset()
+            self.pacer.resume()
+            self.record.note({"type": "barge_in_ignored", "turn": self._turn_no})
 
     async def _barge_in(self) -> None:
         if not self.pacer.interrupt():
@@ -405,7 +417,7 @@ class Call:
                     "answer": self.policy.transfer_text,
                 }
             )
-        speech = getattr(reply, "speech", None) or reply.answer  # phone numbers spelled for TTS
+        speech = reply.answer
         turn.intent, turn.score, turn.decision, turn.reply = (
             reply.intent,
             reply.score,

@@ -94,6 +94,7 @@ class Pacer:
         self._silence = b"\0" * frame_bytes(sample_rate)
         self._queue: list[Playback] = []
         self._wake = asyncio.Event()
+        self.paused = False  # caller may be barging in: hold the playback where it is
         self.stats = PacerStats()
 
     def play(self, pcm: bytes = b"", *, more: bool = False) -> Playback:
@@ -110,8 +111,16 @@ class Pacer:
     def speaking(self) -> bool:
         return bool(self._queue)
 
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake.set()
+
     def interrupt(self) -> bool:
         """Barge-in: drop everything queued; True when something was playing."""
+        self.paused = False
         had = bool(self._queue)
         for playback in self._queue:
             playback._finish("interrupted")
@@ -138,7 +147,7 @@ class Pacer:
             and self._queue[0].sent == len(self._queue[0].frames)
         ):
             self._queue.pop(0)._finish("finished")
-        return bool(self._queue) and not self._queue[0].starved
+        return bool(self._queue) and not self._queue[0].starved and not self.paused
 
     async def _run_schedule(self) -> None:
         start = self._clock()

@@ -12,15 +12,19 @@ class CallPolicy(BaseSettings):
 
     # Endpointing: caller's turn ends after this much silence following speech (VAD).
     endpoint_silence_ms: int = 500
-    # Barge-in: caller speech this long during bot playback stops it (shorter noises don't).
+    # Barge-in: caller speech this long during bot playback pauses it at once; speech that
+    # lasts `barge_in_confirm_ms` stops it for good, while a short "угу" or noise followed by
+    # `barge_in_resume_ms` of silence lets the bot carry on where it paused.
     barge_in: bool = True
     barge_in_min_speech_ms: int = 120
+    barge_in_confirm_ms: int = 400
+    barge_in_resume_ms: int = 250
     # Speech probability needed while the bot is quiet / while it talks (echo makes it noisier).
     vad_threshold: float = 0.5
     vad_threshold_speaking: float = 0.7
-    # Inbound peaks above this share of the bot's own recent output are the caller, not echo
-    # (a phone line's echo return loss is ~15-20 dB; 0.3 is -10.5 dB).
-    echo_ratio: float = 0.3
+    # Inbound peaks above this share of the bot's own recent peak are the caller, not echo
+    # (a phone line's echo return loss is ~20 dB or more; 0.15 is -16.5 dB).
+    echo_ratio: float = 0.15
     echo_tail_ms: int = 300
     # Silence: reprompt after this many seconds without speech, at most `max_reprompts` times,
     # then `silence_action` (transfer | goodbye).

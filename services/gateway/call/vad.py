@@ -91,6 +91,10 @@ class SpeechTracker:
         self.in_speech = False
         self._levels: deque[float] = deque(maxlen=5)  # syllables pulse: compare 100 ms peaks
 
+    def reset(self) -> None:
+        self.speech_ms = self.silence_ms = 0
+        self.in_speech = False
+
     def update(self, prob: float, level_db: float, echo_db: float | None) -> SpeechEdges:
         """`echo_db`: peak loudness of what the bot just played (None when it is quiet)."""
         self._levels.append(level_db)

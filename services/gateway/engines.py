@@ -52,6 +52,14 @@ class Engines:
         if vad is not None:
             self._vad_models.append(vad.reset())
 
+    def tts_rate(self, rate: int) -> int:
+        """The rate to synthesize at for a call at `rate`: its own when the TTS engine renders
+        it, else the nearest higher one (or the highest); the call resamples."""
+        rates = self.speech.describe().get("sample_rates")
+        if not isinstance(rates, list) or not rates or rate in rates:
+            return rate
+        return min((r for r in rates if r >= rate), default=max(rates))
+
     def describe(self) -> dict[str, object]:
         return {
             "asr": self.recognizer.describe() if self.recognizer else {"loaded": False},

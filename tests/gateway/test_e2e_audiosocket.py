@@ -35,6 +35,7 @@ class RawPeer:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.frames: list[tuple[float, int, int]] = []  # (time, kind, length)
+        self.voiced = 0  # audio frames that are not silence
         self.task = asyncio.create_task(self._read())
 
     @classmethod
@@ -47,6 +48,7 @@ class RawPeer:
         while data := await self.reader.read(65536):
             for frame in decoder.feed(data):
                 self.frames.append((time.monotonic(), frame.kind, len(frame.payload)))
+                self.voiced += frame.is_audio and any(frame.payload)
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -101,17 +103,20 @@ async def test_line_is_never_quiet_frames_every_20ms(gateway):
 
 
 @pytest.mark.parametrize(
-    ("kind", "size"), [(Kind.SLIN16, 640), (Kind.AUDIO, 640), (Kind.SLIN24, 960)]
+    ("kind", "size"),
+    [(Kind.SLIN16, 640), (Kind.AUDIO, 640), (Kind.SLIN12, 480), (Kind.SLIN44, 1764)],
 )
 async def test_channel_driver_rates_are_answered_in_kind(gateway, kind, size):
-    """Dial(AudioSocket/host:port/uuid/c(slin16)): 0x12 frames, or 0x10 from an older Asterisk."""
+    """Dial(AudioSocket/host:port/uuid/c(slin16)): 0x12 frames, or 0x10 from an older Asterisk;
+    rates the TTS engine does not render (12, 44.1 kHz) are resampled, still audible."""
     peer = await RawPeer.connect(audiosocket_address(gateway))
     await peer.send(uuid_frame(str(uuid.uuid4())))
-    for _ in range(40):
+    for _ in range(60):
         await peer.send(audio_frame(kind, b"\0" * size))
         await asyncio.sleep(0.02)
     audio = [(k, n) for _, k, n in peer.frames if k != Kind.HANGUP]
     assert audio and set(audio) == {(kind, size)}
+    assert peer.voiced, "the greeting is heard, not silence"
     peer.writer.close()
     await peer.closed()
 

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from services.asr.base import RecognitionStream
-from services.common.audio import FRAME_MS, frame_bytes
+from services.common.audio import FRAME_MS, frame_bytes, resample
 from services.common.logging import get_logger
 from services.dialog.base import Reply
 from services.gateway.call import events as ev
@@ -136,6 +136,7 @@ class Call:
         self._digits, self._digit_at = "", 0.0
         self._log = log.bind(call_id=call_id)
         self._recorder = Recorder(sample_rate) if policy.recordings_dir else None
+        self._tts_rate = engines.tts_rate(sample_rate)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -473,10 +474,10 @@ class Call:
         status = "interrupted"  # also when a newer turn cancels this one
         try:
             try:
-                async for pcm in self._engines.speech.stream(text, self.sample_rate):
+                async for pcm in self._engines.speech.stream(text, self._tts_rate):
                     if turn_end is not None and "tts" not in turn.latency_ms:
                         turn.latency_ms["tts"] = _ms(turn_end)
-                    playback.feed(pcm)
+                    playback.feed(resample(pcm, self._tts_rate, self.sample_rate))
             except Exception as exc:
                 self._log.exception("tts_failed")
                 self._post(ev.Error(code="tts_failed", message=str(exc)))

@@ -104,7 +104,13 @@ async def test_line_is_never_quiet_frames_every_20ms(gateway):
 
 @pytest.mark.parametrize(
     ("kind", "size"),
-    [(Kind.SLIN16, 640), (Kind.AUDIO, 640), (Kind.SLIN12, 480), (Kind.SLIN44, 1764)],
+    [
+        (Kind.SLIN16, 640),
+        (Kind.AUDIO, 640),
+        (Kind.SLIN12, 480),
+        (Kind.SLIN44, 1764),
+        (Kind.SLIN96, 3840),
+    ],
 )
 async def test_channel_driver_rates_are_answered_in_kind(gateway, kind, size):
     """Dial(AudioSocket/host:port/uuid/c(slin16)): 0x12 frames, or 0x10 from an older Asterisk;

@@ -106,7 +106,7 @@ async def voice_calls(gateway: Gateway, wavs: list[Path], calls: int, parallel: 
     async def one(n: int) -> None:
         async with gate:
             caller = AudioSocketCaller(gateway.audiosocket, gateway.http, sample_rate=8000)
-            result = await caller.run([Turn("wav", str(wavs[n % len(wavs)]))])
+            result = await asyncio.wait_for(caller.run([Turn("wav", str(wavs[n % len(wavs)]))]), 90)
             turns = [t for t in (result.record or {}).get("turns", []) if t["source"] == "voice"]
             if result.turns and result.turns[0].latency_ms is not None and turns:
                 results.append({"v2v": result.turns[0].latency_ms, "steps": steps_of(turns[0])})
@@ -119,7 +119,8 @@ async def barge_ins(gateway: Gateway, wavs: list[Path], calls: int) -> list[floa
     reactions = []
     for n in range(calls):
         caller = AudioSocketCaller(gateway.audiosocket, gateway.http, sample_rate=8000)
-        result = await caller.run([Turn("wav", str(wavs[n % len(wavs)]), barge_in=True)])
+        turns = [Turn("wav", str(wavs[n % len(wavs)]), barge_in=True)]
+        result = await asyncio.wait_for(caller.run(turns), 90)
         turn = result.turns[0]
         if turn.barged_in and turn.bot_stopped and turn.speech_started:
             reactions.append((turn.bot_stopped - turn.speech_started) * 1000)
@@ -138,7 +139,12 @@ async def concurrent(gateway: Gateway, wavs: list[Path], calls: int, seconds: fl
         await asyncio.sleep(n * 0.1)  # callers don't all dial in the same millisecond
         while time.monotonic() < stop:
             caller = AudioSocketCaller(gateway.audiosocket, gateway.http, sample_rate=8000)
-            result = await caller.run([Turn("wav", str(wavs[n % len(wavs)]))])
+            try:
+                result = await asyncio.wait_for(
+                    caller.run([Turn("wav", str(wavs[n % len(wavs)]))]), 90
+                )
+            except TimeoutError:
+                continue  # counted as no turn; the gateway's late frames show the strain
             if result.turns and result.turns[0].latency_ms is not None:
                 latencies.append(result.turns[0].latency_ms)
             times = [t for t, _ in caller.frames][25:]  # after the call's own set-up

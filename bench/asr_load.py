@@ -31,6 +31,7 @@ from pathlib import Path
 
 import websockets
 
+from bench.local import rss_mib
 from services.common.audio import read_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,12 +74,6 @@ def speech(kind: str = "korean", limit: int = 40) -> list[bytes]:
     return clips
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     """A server process and what it costs."""
@@ -91,10 +86,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mib(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)

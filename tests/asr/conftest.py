@@ -3,20 +3,18 @@ and the standalone ASR service on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
+from live_server import serve_in_thread
 
 from services.asr.engine import VoskRecognizer
 from services.asr.pool import DecoderPool
 from services.asr.server import SessionLimits, create_app
 from services.common.audio import read_wav
 
-from .helpers import DIGITS, SENTENCE, Speech, free_port
+from .helpers import DIGITS, SENTENCE, Speech
 
 MAX_STREAMS = 8  # small, so the overload test can reach it
 
@@ -44,17 +42,6 @@ def digits(espeak_wav) -> Speech:
 @pytest.fixture(scope="session")
 def asr_server(recognizer: VoskRecognizer) -> Iterator[str]:
     """`voicebot serve asr` as the CLI runs it, in a thread; yields its ws:// URL."""
-    port = free_port()
     app = create_app(recognizer, SessionLimits(idle_timeout_s=2.0, max_chunk_s=5.0))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, ws_max_size=2**22, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "ASR server did not start"
-        time.sleep(0.05)
-    yield f"ws://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app, ws_max_size=2**22) as port:
+        yield f"ws://127.0.0.1:{port}"

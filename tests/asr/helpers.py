@@ -1,9 +1,8 @@
-"""Test helpers for the ASR tests: speech at telephone rates, silence, ports."""
+"""Test helpers for the ASR tests: speech at telephone rates, silence."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from dataclasses import dataclass
 
@@ -26,12 +25,6 @@ class Speech:
 
 def silence(seconds: float, rate: int) -> bytes:
     return b"\0\0" * int(seconds * rate)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_streams_closed(recognizer: VoskRecognizer, timeout: float = 5.0) -> None:

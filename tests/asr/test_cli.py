@@ -11,12 +11,13 @@ from pathlib import Path
 import httpx
 import typer
 import websockets
+from live_server import free_port
 from typer.testing import CliRunner
 
 from services.asr.cli import asr_command
 from services.common.audio import read_wav, write_wav
 
-from .helpers import SENTENCE, Speech, free_port
+from .helpers import SENTENCE, Speech
 
 
 def cli() -> typer.Typer:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from live_server import serve_in_thread
 
 from services.common.config import Settings
 from services.gateway.app import create_app
@@ -31,34 +28,16 @@ def engines(gateway_settings: Settings) -> Engines:
     return load_engines(gateway_settings)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running_gateway(
     settings: Settings, engines: Engines, policy: CallPolicy | None = None
 ) -> Iterator[str]:
     """A real uvicorn server in a thread; yields its base URL http://127.0.0.1:PORT."""
-    port = free_port()
     app = create_app(
         settings, engines=engines, policy=policy, audiosocket=AudioSocketSettings(port=0)
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.05)
-    try:
+    with serve_in_thread(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from live_server import serve_in_thread
 
 from services.common.audio import duration_s
 from services.common.config import Settings
@@ -33,19 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`voicebot serve tts` as it runs: uvicorn on a real 127.0.0.1 socket, real eSpeak NG."""
     cache = TtsCache(tmp_path_factory.mktemp("tts") / "tts-cache")
     app = create_tts_app(Synthesizer(EspeakBackend(), speaker="xenia", cache=cache))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "TTS service did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serve_in_thread(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _post(url: str, path: str = "/v1/synthesize", **body: object) -> httpx.Response:

@@ -441,7 +441,8 @@ class AudioSocketCaller:
             end = time.monotonic()
         elif turn.kind == "silence":
             end = time.monotonic()
-            await asyncio.sleep(float(turn.value))
+            with contextlib.suppress(TimeoutError):  # the bot may hang up first
+                await asyncio.wait_for(self.hung_up.wait(), float(turn.value))
         else:
             raise ValueError("a telephone line carries no typed text; use a WAV or --dtmf")
         if turn.barge_in:

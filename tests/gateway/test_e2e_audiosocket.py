@@ -149,7 +149,8 @@ async def test_silence_reprompts_then_transfers(gateway_with, engines):
     policy = CallPolicy(silence_timeout_s=1.0, max_reprompts=1)
     with gateway_with(policy) as url:
         caller = AudioSocketCaller(audiosocket_address(url), url)
-        result = await caller.run([Turn("silence", "12")])
+        # Greeting, reprompt and notice take ~10 s of speech; the turn ends when the bot hangs up.
+        result = await caller.run([Turn("silence", "40")])
     assert caller.hung_up.is_set()
     sources = [t["source"] for t in result.record["turns"]]
     assert sources == ["bot", "bot", "bot"]  # greeting, one reprompt, transfer notice

@@ -14,6 +14,21 @@ class Alternative(BaseModel):
     score: float
 
 
+class Expect(BaseModel):
+    """What the caller's next turn should be, so the gateway can listen for it (that turn only).
+
+    `menu`: one key picks (no inter-digit wait); `digits`: a number keyed in, closed by "#",
+    by `dtmf_max_length` keys or by the inter-digit pause ("0" is then a digit, not the
+    operator); `entity` / `clarify`: a short spoken answer.
+    """
+
+    kind: Literal["menu", "digits", "entity", "clarify"]
+    slot: str | None = None  # the slot being asked for
+    dtmf_max_length: int | None = None  # the key entry is complete after this many keys
+    phrases: list[str] | None = None  # recognizer grammar (with "[unk]"); None: full model
+    endpointing: Literal["short", "default", "dictation"] = "default"
+
+
 class Reply(BaseModel):
     """The dialog engine's answer to one caller utterance."""
 
@@ -28,6 +43,7 @@ class Reply(BaseModel):
     handoff_skill: str | None = None  # operator skill the scenario asks for, if any
     handoff_reason: str | None = None
     end_call: bool = False  # goodbye: hang up after speaking
+    expect: Expect | None = None  # how to listen for the next caller turn; None: as usual
 
 
 class DialogSession(Protocol):
@@ -36,3 +52,7 @@ class DialogSession(Protocol):
     def greeting(self) -> str: ...
 
     def respond(self, utterance: str) -> Reply: ...
+
+    def expecting(self) -> Expect | None:
+        """How to listen for the next caller turn now (after the greeting: the main menu)."""
+        ...

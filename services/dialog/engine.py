@@ -22,9 +22,9 @@ from services.dialog.base import Alternative
 from services.dialog.entities import EntityIndex, Found
 from services.dialog.loader import PLACEHOLDER, Issue, KnowledgeBase, require_kb
 from services.dialog.matcher import Match, Matcher, confidence
-from services.dialog.normalize import Normalizer
-from services.dialog.schema import EntityValue, Scenario
-from services.dialog.session import Session
+from services.dialog.normalize import Normalizer, words
+from services.dialog.schema import Scenario
+from services.dialog.session import Session, SlotValue
 
 log = get_logger("dialog")
 SLOT_MENTION_WEIGHT = 0.5  # keyword weight of a slot's entity mention for its scenario
@@ -50,7 +50,9 @@ class Snapshot:
         started = time.perf_counter()
         normalizer = Normalizer(kb.synonyms, kb.settings.fillers)
         entities = EntityIndex(kb.entities, normalizer)
-        slot_entities = {slot.entity for sc in kb.scenarios.values() for slot in sc.slots.values()}
+        slot_entities = {
+            slot.entity for sc in kb.scenarios.values() for slot in sc.slots.values() if slot.entity
+        }
 
         def tokens(text: str) -> list[str]:
             return entities.mask(normalizer.tokens(text), slot_entities)[0]
@@ -68,7 +70,8 @@ class Snapshot:
         }
         for sc in kb.scenarios.values():  # naming a region is evidence for the scenario needing one
             for slot in sc.slots.values():
-                keywords[sc.id][(f"@{slot.entity}",)] = SLOT_MENTION_WEIGHT
+                if slot.entity:
+                    keywords[sc.id][(f"@{slot.entity}",)] = SLOT_MENTION_WEIGHT
         contexts = {sc.id: [tokens(t) for t in sc.in_context] for sc in kb.scenarios.values()}
         matcher = Matcher(examples, keywords, contexts, kb.settings.matching)
         return cls(
@@ -106,15 +109,37 @@ class Snapshot:
     def scenario(self, intent: str) -> Scenario:
         return self.kb.scenarios[intent]
 
-    def render(self, text: str, values: dict[str, EntityValue], scenario: Scenario) -> str:
+    def render(self, text: str, values: dict[str, SlotValue], scenario: Scenario) -> str:
         def fill(m: re.Match[str]) -> str:
-            value = values[m.group(1)]
-            if m.group(2) is None:
+            value, slot = values[m.group(1)], scenario.slots[m.group(1)]
+            if isinstance(value, str):  # digits
+                say = slot.digits.say if slot.digits else "number"
+                return " ".join(value) if say == "digits" else str(int(value))
+            if m.group(2) is None or slot.entity is None:
                 return value.name
-            defaults = self.kb.entities[scenario.slots[m.group(1)].entity].defaults
+            defaults = self.kb.entities[slot.entity].defaults
             return value.attrs.get(m.group(2), defaults.get(m.group(2), ""))
 
         return PLACEHOLDER.sub(fill, text)
+
+    def menu_options(self, menu: dict[str, str]) -> str:
+        """«Запись к врачу — нажмите 1, отопление — нажмите 2 или транспорт — нажмите 3.»"""
+        items = [
+            self.kb.settings.menu_option.format(topic=self.scenario(target).display_topic, key=key)
+            for key, target in sorted(menu.items())
+        ]
+        text = items[-1] if len(items) == 1 else f"{', '.join(items[:-1])} или {items[-1]}"
+        return f"{text[:1].upper()}{text[1:]}."
+
+    def entity_phrases(self, entity: str) -> list[str]:
+        """Every name and synonym of an entity list, as a recognizer would spell them."""
+        return sorted(
+            {
+                " ".join(words(form))
+                for value in self.kb.entities[entity].values
+                for form in (value.name, *value.synonyms)
+            }
+        )
 
 
 def _yaml_only(_change: watchfiles.Change, path: str) -> bool:

@@ -23,6 +23,7 @@ from services.dialog.schema import EntityList, KBFile, Scenario, Settings
 Path_ = tuple[str | int, ...]
 PLACEHOLDER = re.compile(r"\{(\w+)(?:\.(\w+))?\}")
 NO_SCENARIOS = "no scenarios found"
+MENU_KEYS = frozenset("123456789")
 
 
 Severity = Literal["error", "warning"]
@@ -271,7 +272,23 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
             )
         seen.add(key)
     for name, slot in sc.slots.items():
-        if slot.entity not in kb.entities:
+        if (slot.entity is None) == (slot.digits is None):
+            add(
+                "error",
+                ("slots", name),
+                f"slot `{name}` needs exactly one of `entity` and `digits`",
+                "keep `entity: <list>` for a value from a list, or "
+                "`digits: {min_length: …, max_length: …}` for a number the caller keys in",
+            )
+        elif slot.digits and slot.digits.min_length > slot.digits.max_length:
+            add(
+                "error",
+                ("slots", name, "digits"),
+                f"slot `{name}`: min_length {slot.digits.min_length} is more than "
+                f"max_length {slot.digits.max_length}",
+                "make min_length ≤ max_length",
+            )
+        elif slot.entity is not None and slot.entity not in kb.entities:
             close = difflib.get_close_matches(slot.entity, list(kb.entities), n=1)
             hint = f" Did you mean `{close[0]}`?" if close else ""
             add(
@@ -279,6 +296,25 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
                 ("slots", name, "entity"),
                 f"slot `{name}` uses unknown entity list `{slot.entity}`",
                 f"define `entities: {slot.entity}:` in a KB file, or correct the name.{hint}",
+            )
+    for key, target in sc.menu.items():
+        at: Path_ = ("menu", int(key) if key.isdigit() else key)
+        if key not in MENU_KEYS:
+            add(
+                "error",
+                at,
+                f"menu key `{key}` is not a key 1..9 (0, * and # are kept for the operator "
+                "and for ending a key entry)",
+                "use one of the keys 1 to 9",
+            )
+        if target not in kb.scenarios:
+            close = difflib.get_close_matches(target, list(kb.scenarios), n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            add(
+                "error",
+                at,
+                f"menu key {key} opens unknown scenario `{target}`",
+                f"use the `id` of an existing scenario.{hint}",
             )
     texts = [("answers", i, t) for i, t in enumerate(sc.answers)]
     if sc.followup:
@@ -298,6 +334,13 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
                     sub,
                     f"the answer uses {{{name}}} but the scenario has no slot `{name}`",
                     f"add `slots: {name}: {{entity: …, prompt: …}}` or remove {{{name}}}",
+                )
+            elif attr and used.digits is not None:
+                add(
+                    "error",
+                    sub,
+                    f"{{{name}.{attr}}}: slot `{name}` holds digits, which have no fields",
+                    f"write {{{name}}}",
                 )
             elif attr and used.entity in kb.entities:
                 ent = kb.entities[used.entity]
@@ -385,6 +428,17 @@ def _merge(
         issues.append(
             Source(str(directory), {}).issue(
                 "error", (), NO_SCENARIOS, "add YAML files with a `scenarios:` list"
+            )
+        )
+    main = kb.settings.main_menu
+    if main is not None and not (main in kb.scenarios and kb.scenarios[main].menu):
+        where = settings_from or Source(str(directory), {})
+        issues.append(
+            where.issue(
+                "error",
+                ("settings", "main_menu"),
+                f"`main_menu: {main}` is not a scenario with a `menu:`",
+                "name the scenario whose answer reads the main key menu",
             )
         )
     owner_of: dict[str, str] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -24,10 +24,24 @@ class Handoff(_Strict):
     skill: str | None = Field(None, description="operator skill required, e.g. `covid`")
 
 
-class Slot(_Strict):
-    """A value the answer needs from the caller, taken from an entity list."""
+class Digits(_Strict):
+    """A number the caller keys in (DTMF) or says: a payer code, a meter reading."""
 
-    entity: str = Field(description="name of an entity list (`entities:` in any file)")
+    min_length: int = Field(1, ge=1, le=32, description="fewest digits accepted")
+    max_length: int = Field(ge=1, le=32, description="most digits; keying this many ends the entry")
+    say: Literal["digits", "number"] = Field(
+        "number",
+        description="how the answer says it: `digits` one by one (codes), `number` as a number",
+    )
+
+
+class Slot(_Strict):
+    """A value the answer needs from the caller: from an entity list, or digits."""
+
+    entity: str | None = Field(None, description="name of an entity list (`entities:` in any file)")
+    digits: Digits | None = Field(
+        None, description="instead of `entity`: digits keyed in or said, e.g. a payer code"
+    )
     prompt: str = Field(
         description="question asked when the caller did not say it, e.g. «В каком регионе?»"
     )
@@ -72,9 +86,20 @@ class Scenario(_Strict):
         default_factory=list,
         description="short follow-ups understood right after this answer: «а в выходные?»",
     )
+    menu: dict[str, str] = Field(
+        default_factory=dict,
+        description="key 1..9 → id of the scenario it opens; the bot reads the options "
+        "after the answer and the caller presses or says the number",
+    )
     tests: list[str] = Field(
         default_factory=list, description="phrases `voicebot kb test` checks match this scenario"
     )
+
+    @field_validator("menu", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value: object) -> object:
+        # YAML reads `1: heating` with an integer key; a key is what the caller presses.
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
     @property
     def display_topic(self) -> str:
@@ -133,6 +158,19 @@ class Settings(_Strict):
     nothing_to_repeat: str = "Я ещё ничего не сказал. Задайте ваш вопрос."
     slot_retry: str = Field(
         "Не расслышал. {prompt}", description="{prompt}: the slot question again"
+    )
+    menu_option: str = Field(
+        "{topic} — нажмите {key}",
+        description="one option of a key menu; {topic}: the target's topic, {key}: its key",
+    )
+    menu_retry: str = Field(
+        "В меню нет такого номера. {options}",
+        description="said once for a key not in the menu; {options}: the options again",
+    )
+    main_menu: str | None = Field(
+        None,
+        description="id of a scenario with a `menu`: keys pressed while no other menu is "
+        "open pick from it (any other key reads it)",
     )
     fillers: list[str] = Field(
         default_factory=list, description="extra filler words or phrases removed before matching"

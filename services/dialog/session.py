@@ -1,13 +1,14 @@
-"""One call's dialogue: context (repeat, open topic), clarify questions and slot filling."""
+"""One call's dialogue: context (repeat, open topic), clarify questions, key menus, slot filling."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from services.dialog.base import Decision, Reply
+from services.dialog.base import Decision, Expect, Reply
 from services.dialog.entities import Found
 from services.dialog.matcher import Match
+from services.dialog.schema import EntityValue, Slot
 
 if TYPE_CHECKING:
     from services.dialog.engine import Snapshot
@@ -16,6 +17,40 @@ FIRST = {"1", "первый"}
 SECOND = {"2", "второй", "последний"}
 REFUSE = {"нет", "не", "другой"}  # «нет», «ни то ни другое» (particles are dropped)
 CLARIFY_PICK_GAP = 0.05  # a reply to «… или …?» must favour one option by this much
+# Number words become digits in the normalizer; ordinals («второй») stay lemmas.
+ORDINALS = {
+    "первый": "1",
+    "второй": "2",
+    "третий": "3",
+    "четвертый": "4",
+    "пятый": "5",
+    "шестой": "6",
+    "седьмой": "7",
+    "восьмой": "8",
+    "девятый": "9",
+}
+# Words around a spoken menu choice: «номер два», «давайте третий», «нажимаю один».
+MENU_WORDS = {
+    "номер",
+    "пункт",
+    "вариант",
+    "клавиша",
+    "кнопка",
+    "цифра",
+    "тема",
+    "нажать",
+    "нажимать",
+    "выбрать",
+    "выбирать",
+    "давать",
+    "хотеть",
+}
+DIGIT_WORDS = ["ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять"]
+# Heard in every biased turn: a caller may ask for a person at any time, and "[unk]" keeps
+# speech outside the list unknown instead of forcing it onto the nearest phrase.
+ALWAYS_HEARD = ["оператор", "[unk]"]
+
+SlotValue = EntityValue | str  # a value of an entity list, or the digits keyed in or said
 
 
 @dataclass
@@ -23,6 +58,7 @@ class _PendingSlot:
     intent: str
     slot: str
     confidence: float
+    filled: dict[str, SlotValue] = field(default_factory=dict)  # slots already given
     retried: bool = False
 
 
@@ -33,6 +69,34 @@ class _PendingClarify:
     confidence: float
 
 
+@dataclass
+class _PendingMenu:
+    intent: str  # the scenario whose answer offers the menu
+    options: dict[str, str]  # key -> scenario
+    heard: bool = True  # False: the main menu, whose options the caller has not heard yet
+    retried: bool = False
+
+
+def _menu_key(tokens: list[str]) -> str | None:
+    """The number a caller keyed or said as a menu choice («2», «два», «второй», «номер два»)."""
+    rest = [t for t in tokens if t not in MENU_WORDS]
+    if len(rest) != 1:
+        return None
+    return ORDINALS.get(rest[0], rest[0] if rest[0].isdigit() else None)
+
+
+def _slot_value(slot: Slot, tokens: list[str], found: list[Found]) -> SlotValue | None:
+    if slot.digits is not None:
+        # «один два три», «сто двадцать три» and the keys "123" all reach here as digit tokens.
+        digits = "".join(t for t in tokens if t.isdigit())
+        return digits if slot.digits.min_length <= len(digits) <= slot.digits.max_length else None
+    return next((f.value for f in found if f.entity == slot.entity), None)
+
+
+def _shown(values: dict[str, SlotValue]) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else v.name for k, v in values.items()}
+
+
 class Session:
     """Dialog state of one call. Not thread-safe: one call, one turn at a time."""
 
@@ -41,7 +105,7 @@ class Session:
         self.settings = snapshot.kb.settings
         self._last: Reply | None = None  # last thing the bot said (for «повторите»)
         self._topic: str | None = None  # scenario of the last answer (for «а в выходные?»)
-        self._pending: _PendingSlot | _PendingClarify | None = None
+        self._pending: _PendingSlot | _PendingClarify | _PendingMenu | None = None
         self._turns: dict[str, int] = {}  # answers given per scenario: rotates the variants
 
     def greeting(self) -> str:
@@ -50,9 +114,57 @@ class Session:
         return text
 
     def respond(self, utterance: str) -> Reply:
+        reply = self._respond(utterance)
+        reply.expect = self.expecting()
+        return reply
+
+    def expecting(self) -> Expect | None:
+        """How the gateway should listen for the caller's next turn (None: as usual)."""
+        pending = self._pending
+        if isinstance(pending, _PendingMenu):
+            return Expect(kind="menu", dtmf_max_length=1, endpointing="short")
+        if isinstance(pending, _PendingClarify):
+            return Expect(kind="clarify", endpointing="short")
+        if isinstance(pending, _PendingSlot):
+            slot = self.snap.scenario(pending.intent).slots[pending.slot]
+            if slot.digits is not None:
+                return Expect(
+                    kind="digits",
+                    slot=pending.slot,
+                    dtmf_max_length=slot.digits.max_length,
+                    phrases=[*DIGIT_WORDS, *ALWAYS_HEARD],
+                    endpointing="dictation",
+                )
+            return Expect(
+                kind="entity",
+                slot=pending.slot,
+                phrases=[*self.snap.entity_phrases(slot.entity or ""), *ALWAYS_HEARD],
+            )
+        if self.settings.main_menu:  # a key pressed now picks from the main menu at once
+            return Expect(kind="menu", dtmf_max_length=1)
+        return None
+
+    def _respond(self, utterance: str) -> Reply:
         match, found = self.snap.match(utterance, context=self._topic)
         pending, self._pending = self._pending, None
-        if isinstance(pending, _PendingClarify):
+        main = self.settings.main_menu
+        if pending is None and main and utterance.strip().isdigit():
+            pending = _PendingMenu(main, self.snap.scenario(main).menu, heard=False)
+        if isinstance(pending, _PendingMenu):
+            key = _menu_key(match.tokens)
+            if key in pending.options:
+                return self._answer(utterance, match, pending.options[key], found, 1.0)
+            if key is not None and not pending.heard:  # read the main menu to the caller
+                return self._answer(utterance, match, pending.intent, found, 1.0)
+            if key is not None:
+                if pending.retried:
+                    return self._handoff(utterance, match, "menu_not_understood")
+                pending.retried = True
+                self._pending = pending
+                options = self.snap.menu_options(pending.options)
+                text = self.settings.menu_retry.format(options=options)
+                return self._say(utterance, match, "clarify", pending.intent, text, score=1.0)
+        elif isinstance(pending, _PendingClarify):
             choice = self._pick(match, pending)
             if choice == "refuse":
                 return self._handoff(utterance, match, "clarify_refused")
@@ -60,16 +172,28 @@ class Session:
                 return self._answer(utterance, match, choice, found, pending.confidence)
         elif isinstance(pending, _PendingSlot):
             scenario = self.snap.scenario(pending.intent)
-            entity = scenario.slots[pending.slot].entity
-            if any(f.entity == entity for f in found):
-                return self._answer(utterance, match, pending.intent, found, pending.confidence)
-            if match.decision != "answer" or match.ranked[0].intent == pending.intent:
+            slot = scenario.slots[pending.slot]
+            value = _slot_value(slot, match.tokens, found)
+            if value is not None:
+                pending.filled[pending.slot] = value
+                return self._answer(
+                    utterance, match, pending.intent, found, pending.confidence, pending.filled
+                )
+            keyed = slot.digits is not None and any(t.isdigit() for t in match.tokens)
+            if keyed or match.decision != "answer" or match.ranked[0].intent == pending.intent:
                 if pending.retried:
                     return self._handoff(utterance, match, "slot_not_understood")
                 pending.retried = True
                 self._pending = pending
-                prompt = self.settings.slot_retry.format(prompt=scenario.slots[pending.slot].prompt)
-                return self._say(utterance, match, "clarify", pending.intent, prompt)
+                prompt = self.settings.slot_retry.format(prompt=slot.prompt)
+                return self._say(
+                    utterance,
+                    match,
+                    "clarify",
+                    pending.intent,
+                    prompt,
+                    slots=_shown(pending.filled),
+                )
         if not match.tokens and not (
             self._last and self._last.answer == self.settings.not_understood
         ):
@@ -117,7 +241,13 @@ class Session:
         return None
 
     def _answer(
-        self, utterance: str, match: Match, intent: str, found: list[Found], conf: float
+        self,
+        utterance: str,
+        match: Match,
+        intent: str,
+        found: list[Found],
+        conf: float,
+        filled: dict[str, SlotValue] | None = None,
     ) -> Reply:
         scenario = self.snap.scenario(intent)
         if scenario.action == "repeat":
@@ -133,20 +263,33 @@ class Session:
                     "alternatives": self.snap.alternatives(match),
                 }
             )
-        values = {}
+        values: dict[str, SlotValue] = dict(filled or {})
         for name, slot in scenario.slots.items():
-            hit = next((f for f in found if f.entity == slot.entity), None)
-            if hit is None:
-                self._pending = _PendingSlot(intent, name, conf)
-                return self._say(utterance, match, "clarify", intent, slot.prompt, score=conf)
-            values[name] = hit.value
+            if name in values:
+                continue
+            value = None if slot.digits else _slot_value(slot, match.tokens, found)
+            if value is None:  # digits come only as the answer to their own prompt
+                self._pending = _PendingSlot(intent, name, conf, values)
+                return self._say(
+                    utterance,
+                    match,
+                    "clarify",
+                    intent,
+                    slot.prompt,
+                    score=conf,
+                    slots=_shown(values),
+                )
+            values[name] = value
         count = self._turns.get(intent, 0)
         self._turns[intent] = count + 1
         text = self.snap.render(scenario.answers[count % len(scenario.answers)], values, scenario)
+        if scenario.menu:
+            text = f"{text} {self.snap.menu_options(scenario.menu)}"
+            self._pending = _PendingMenu(intent, scenario.menu)
         if scenario.followup:
             text = f"{text} {self.snap.render(scenario.followup, values, scenario)}"
         self._topic = intent
-        slots = {name: value.name for name, value in values.items()}
+        slots = _shown(values)
         if scenario.handoff:
             return self._say(
                 utterance,

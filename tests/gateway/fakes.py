@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.asr.base import Hypothesis
-from services.dialog.base import Reply
+from services.asr.base import Endpointing, Hypothesis
+from services.dialog.base import Expect, Reply
 from services.gateway.engines import Engines
 
 
@@ -18,6 +18,13 @@ class FakeStream:
     def __init__(self) -> None:
         self.loud = 0
         self.closed = False
+        self.biased: list[tuple[str, object]] = []  # set_phrases / set_endpointing calls
+
+    async def set_phrases(self, phrases: list[str] | None) -> None:
+        self.biased.append(("phrases", phrases))
+
+    async def set_endpointing(self, endpointing: Endpointing) -> None:
+        self.biased.append(("endpointing", endpointing))
 
     async def feed(self, pcm: bytes) -> Hypothesis:
         if np.abs(np.frombuffer(pcm, "<i2")).max(initial=0) > 1000:
@@ -35,15 +42,16 @@ class FakeStream:
 class FakeRecognizer:
     name = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, grammar: bool = True) -> None:
         self.streams: list[FakeStream] = []
+        self.grammar = grammar
 
     async def open_stream(self, sample_rate, phrases=None, endpointing=None):
         self.streams.append(FakeStream())
         return self.streams[-1]
 
     def describe(self):
-        return {"engine": "fake"}
+        return {"engine": "fake", "grammar": self.grammar}
 
 
 class FakeSynth:
@@ -66,11 +74,33 @@ class FakeSynth:
         return {"engine": "fake"}
 
 
+# "код" asks for a 4-digit code, the way a digit slot of the real dialog does.
+CODE = Expect(
+    kind="digits",
+    slot="code",
+    dtmf_max_length=4,
+    phrases=["один", "[unk]"],
+    endpointing="dictation",
+)
+
+
 class FakeSession:
     def greeting(self) -> str:
         return "Здравствуйте"
 
+    def expecting(self) -> Expect | None:
+        return None
+
     def respond(self, utterance: str) -> Reply:
+        if utterance == "код":
+            return Reply(
+                text=utterance,
+                decision="clarify",
+                intent="code",
+                score=0.9,
+                answer="Код?",
+                expect=CODE,
+            )
         if "оператор" in utterance:
             return Reply(
                 text=utterance,
@@ -103,5 +133,6 @@ class FakeDialog:
         return {"engine": "fake"}
 
 
-def fake_engines(*, asr: bool = True, reply_s: float = 0.2) -> Engines:
-    return Engines(FakeSynth(reply_s), FakeDialog(), FakeRecognizer() if asr else None, vad=True)
+def fake_engines(*, asr: bool = True, reply_s: float = 0.2, grammar: bool = True) -> Engines:
+    recognizer = FakeRecognizer(grammar) if asr else None
+    return Engines(FakeSynth(reply_s), FakeDialog(), recognizer, vad=True)

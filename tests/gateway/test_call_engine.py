@@ -10,11 +10,12 @@ import asyncio
 import numpy as np
 import pytest
 
+from services.asr.base import ENDPOINT_DEFAULT, ENDPOINT_DICTATION
 from services.common.audio import read_wav, split_frames
 from services.gateway.call.engine import TRANSITIONS, Audio, Call, Digit, HangUp, State, Text
 from services.gateway.call.policy import CallPolicy
 
-from .fakes import fake_engines
+from .fakes import CODE, fake_engines
 from .harness import CallHarness, Collector
 
 
@@ -70,6 +71,45 @@ async def test_digits_form_one_entry_closed_by_hash():
     event = await h.out.wait_for(lambda e: e.type == "transcript" and e.final)
     assert (event.text, event.source) == ("123", "dtmf")
     await h.wait_playback_end(1)
+    h.send(None)
+    await h.task
+
+
+async def test_expected_digits_bias_the_recognizer_for_that_turn_only():
+    """A digit slot: grammar and dictation endpointing for the next turn, "0" is a digit,
+    the entry ends at its length without "#"; then back to the full model and defaults."""
+    policy = CallPolicy(dtmf_interdigit_s=30)  # only the length can end the entry in time
+    h = CallHarness(fake_engines(), policy)
+    h.start()
+    await h.wait_playback_end(0)
+    stream = h.call._engines.recognizer.streams[0]
+    assert stream.biased == []  # nothing expected after the greeting
+    h.send(Text("код"))
+    await h.wait_playback_end(1)
+    assert stream.biased == [("phrases", CODE.phrases), ("endpointing", ENDPOINT_DICTATION)]
+    assert h.call._tracker.endpoint_ms == 1250  # our VAD waits longer too (500 × 1500 / 600)
+    for d in "1204":
+        h.send(Digit(d))
+    event = await h.out.wait_for(lambda e: e.type == "transcript" and e.final and e.turn == 2)
+    assert (event.text, event.source) == ("1204", "dtmf")
+    await h.wait_playback_end(2)
+    assert stream.biased[2:] == [("phrases", None), ("endpointing", ENDPOINT_DEFAULT)]
+    assert h.call._tracker.endpoint_ms == policy.endpoint_silence_ms
+    h.send(None)
+    record = await h.task
+    code_turn = record.turns[2]
+    assert code_turn.expect == CODE and record.turns[1].expect is None
+    intent = next(e for e in h.out.of("intent") if e.turn == 1)
+    assert intent.expect == CODE  # the timeline says what the bot listens for next
+
+
+async def test_recognizer_without_runtime_grammars_gets_only_endpointing():
+    h = CallHarness(fake_engines(grammar=False))
+    h.start()
+    await h.wait_playback_end(0)
+    h.send(Text("код"))
+    await h.wait_playback_end(1)
+    assert h.call._engines.recognizer.streams[0].biased == [("endpointing", ENDPOINT_DICTATION)]
     h.send(None)
     await h.task
 

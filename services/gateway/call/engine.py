@@ -21,10 +21,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-from services.asr.base import RecognitionStream
+from services.asr.base import (
+    ENDPOINT_DEFAULT,
+    ENDPOINT_DICTATION,
+    ENDPOINT_SHORT,
+    RecognitionStream,
+)
 from services.common.audio import FRAME_MS, frame_bytes, resample
 from services.common.logging import get_logger
-from services.dialog.base import Reply
+from services.dialog.base import Expect, Reply
 from services.gateway.call import events as ev
 from services.gateway.call.pacer import Pacer
 from services.gateway.call.policy import CallPolicy
@@ -35,6 +40,11 @@ from services.gateway.engines import Engines
 
 log = get_logger("gateway.call")
 Source = Literal["voice", "text", "dtmf"]
+ENDPOINTING = {
+    "short": ENDPOINT_SHORT,
+    "default": ENDPOINT_DEFAULT,
+    "dictation": ENDPOINT_DICTATION,
+}
 
 
 class State(StrEnum):
@@ -134,6 +144,10 @@ class Call:
         self._last_activity = time.monotonic()
         self._nomatch = self._reprompts = 0
         self._digits, self._digit_at = "", 0.0
+        # What the dialog expects of the caller's next turn, and the recognizer's bias for it.
+        self._expect: Expect | None = None
+        self._bias: tuple[list[str] | None, str] = (None, "default")
+        self._grammar = False  # the recognizer takes runtime grammars
         self._log = log.bind(call_id=call_id)
         self._recorder = Recorder(sample_rate) if policy.recordings_dir else None
         self._tts_rate = engines.tts_rate(sample_rate)
@@ -156,6 +170,7 @@ class Call:
                 )
             )
             turn = self._new_turn("bot", "")
+            await self._listen_for(self._session.expecting())
             if self._asr is None and self._output.idle_silence and self._engines.recognizer:
                 # A phone caller can only speak and press keys: without recognition (overload,
                 # failure) an operator serves them better than a bot that cannot hear.
@@ -201,6 +216,7 @@ class Call:
         if self._engines.recognizer is not None:
             try:
                 self._asr = await self._engines.recognizer.open_stream(self.sample_rate)
+                self._grammar = self._engines.recognizer.describe().get("grammar") is not False
             except Exception as exc:  # one call degrades, the gateway stays up
                 self._log.error("asr_stream_failed", error=str(exc))
                 self._post(
@@ -346,7 +362,9 @@ class Call:
     async def _on_digit(self, digit: str) -> None:
         self._activity()
         self._post(ev.Dtmf(digit=digit))
-        if digit in self.policy.transfer_digits:
+        expect = self._expect
+        keying_number = expect is not None and expect.kind == "digits"  # "0" is a digit then
+        if digit in self.policy.transfer_digits and not (keying_number and digit.isdigit()):
             turn = self._new_turn("dtmf", digit)
             self._begin(
                 self._transfer(turn, self.policy.operator_queue, "dtmf", self.policy.transfer_text)
@@ -357,6 +375,9 @@ class Call:
             self.pacer.interrupt()  # a keypress stops the prompt, as on any IVR
             self._digits += digit
             self._digit_at = time.monotonic()
+            limit = expect.dtmf_max_length if expect else None
+            if limit and len(self._digits) >= limit:  # a menu key or a full code: no waiting
+                self._flush_digits()
 
     def _flush_digits(self) -> None:
         digits, self._digits = self._digits, ""
@@ -374,9 +395,32 @@ class Call:
         if self.state not in LIVE:
             return
         turn = self._new_turn(source, text)
+        turn.expect, self._expect = self._expect, None  # it applied to this turn only
         turn.latency_ms.update(steps or {})
         self._post(ev.Transcript(turn=turn.turn, text=text, final=True, source=source))
         self._begin(self._respond(turn, turn_end))
+
+    async def _listen_for(self, expect: Expect | None) -> None:
+        """Prepare for the caller's next turn only: when a key entry is complete, and the
+        recognizer's grammar and endpointing (back to the full model and defaults after)."""
+        self._expect = expect
+        phrases = expect.phrases if expect else None
+        preset = expect.endpointing if expect else "default"
+        endpointing = ENDPOINTING[preset]
+        # Our VAD also ends turns: its silence scales with the preset (the policy's is default).
+        self._tracker.endpoint_ms = round(
+            self.policy.endpoint_silence_ms * endpointing.silence_ms / ENDPOINT_DEFAULT.silence_ms
+        )
+        if self._asr is None or (phrases, preset) == self._bias:
+            return
+        try:
+            if self._grammar and phrases != self._bias[0]:
+                await self._asr.set_phrases(phrases)
+            if preset != self._bias[1]:
+                await self._asr.set_endpointing(endpointing)
+        except Exception as exc:  # a recognizer that cannot be biased still hears the caller
+            self._log.warning("asr_bias_failed", error=str(exc))
+        self._bias = (phrases, preset)
 
     # ---- the bot's side of a turn ----------------------------------------------------------
 
@@ -403,6 +447,7 @@ class Call:
         except Exception as exc:
             self._log.exception("dialog_failed")
             self._post(ev.Error(code="dialog_failed", message=str(exc)))
+            await self._listen_for(None)
             self._set(State.LISTENING)
             return
         turn.latency_ms["matched"] = _ms(turn_end)
@@ -419,11 +464,12 @@ class Call:
                 }
             )
         speech = reply.answer
-        turn.intent, turn.score, turn.decision, turn.reply = (
+        turn.intent, turn.score, turn.decision, turn.reply, turn.slots = (
             reply.intent,
             reply.score,
             reply.decision,
             reply.answer,
+            reply.slots,
         )
         self._post(
             ev.Intent(
@@ -433,8 +479,10 @@ class Call:
                 decision=reply.decision,
                 alternatives=reply.alternatives,
                 slots=reply.slots,
+                expect=reply.expect,
             )
         )
+        await self._listen_for(reply.expect)  # set while the bot speaks, ready when it stops
         self._post(ev.ReplyText(turn=turn.turn, text=reply.answer))
         if reply.decision == "handoff":
             queue = reply.handoff_queue or self.policy.operator_queue

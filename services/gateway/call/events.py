@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from services.dialog.base import Alternative, Decision
+from services.dialog.base import Alternative, Decision, Expect
 
 
 class Started(BaseModel):
@@ -43,6 +43,7 @@ class Intent(BaseModel):
     decision: Decision
     alternatives: list[Alternative] = []
     slots: dict[str, str] = {}
+    expect: Expect | None = None  # how the gateway listens for the caller's next turn
 
 
 class ReplyText(BaseModel):

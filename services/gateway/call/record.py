@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from services.dialog.base import Expect
+
 Outcome = Literal["in_progress", "answered", "transferred", "abandoned"]
 
 
@@ -22,6 +24,10 @@ class TurnRecord(BaseModel):
     score: float | None = None
     decision: str | None = None
     reply: str = ""
+    slots: dict[str, str] = {}  # slot values known after this turn (region, payer code, …)
+    # How this caller turn was listened for (a menu key, digits with a grammar of digit
+    # words, …); None: as usual, the full language model.
+    expect: Expect | None = None
     barged_in: bool = False
     # Voice turns: `endpoint` (speech end -> the frame that ended the turn arrived), `backlog`
     # (-> that frame was processed; >0 when recognition falls behind), `asr_final` (-> final

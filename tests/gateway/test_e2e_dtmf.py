@@ -59,7 +59,13 @@ async def test_menu_pick_and_meter_readings_by_keys_over_websocket(gateway_with)
     with gateway_with(PATIENT) as url:
         caller = WebSocketCaller(ws_url(url))
         result = await caller.run(
-            [Turn("text", "что вы умеете"), Turn("dtmf", "4"), Turn("dtmf", "3"), *METER_KEYS]
+            # A caller keys in as soon as they hear their option; the key stops the reading.
+            [
+                Turn("text", "что вы умеете"),
+                Turn("dtmf", "4", barge_in=True),
+                Turn("dtmf", "3"),
+                *METER_KEYS,
+            ]
         )
     menu, transport, meters, *_, done = result.turns
     assert menu.intent == "menu" and "нажмите 4" in menu.reply
@@ -78,7 +84,9 @@ async def test_menu_and_meter_readings_by_dtmf_frames_over_audiosocket(gateway_w
     with gateway_with(PATIENT) as url:
         caller = AudioSocketCaller(audiosocket_address(url), url)
         # 9 is not in the main menu: the bot reads it; 3 then picks the meter readings.
-        result = await caller.run([Turn("dtmf", "9"), Turn("dtmf", "3"), *METER_KEYS])
+        result = await caller.run(
+            [Turn("dtmf", "9"), Turn("dtmf", "3", barge_in=True), *METER_KEYS]
+        )
     menu, meters, *_, done = result.turns
     assert menu.intent == "menu" and "нажмите 3" in menu.reply
     assert meters.intent == "meter_submit"

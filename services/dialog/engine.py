@@ -22,11 +22,12 @@ from services.dialog.base import Alternative
 from services.dialog.entities import EntityIndex, Found
 from services.dialog.loader import PLACEHOLDER, Issue, KnowledgeBase, require_kb
 from services.dialog.matcher import Match, Matcher, confidence
-from services.dialog.normalize import Normalizer, words
+from services.dialog.normalize import Normalizer
 from services.dialog.schema import Scenario
 from services.dialog.session import Session, SlotValue
 
 log = get_logger("dialog")
+WORD = re.compile(r"[^\W_]+")  # letters and digits of any script; hyphens split words
 SLOT_MENTION_WEIGHT = 0.5  # keyword weight of a slot's entity mention for its scenario
 
 
@@ -132,14 +133,14 @@ class Snapshot:
         return f"{text[:1].upper()}{text[1:]}."
 
     def entity_phrases(self, entity: str) -> list[str]:
-        """Every name and synonym of an entity list, as a recognizer would spell them."""
-        return sorted(
-            {
-                " ".join(words(form))
-                for value in self.kb.entities[entity].values
-                for form in (value.name, *value.synonyms)
-            }
-        )
+        """Every name and synonym of an entity list as a recognizer spells words: lower case,
+        no punctuation; with ё and as е (lexicons differ; Vosk ignores words it lacks)."""
+        phrases = set()
+        for value in self.kb.entities[entity].values:
+            for form in (value.name, *value.synonyms):
+                phrase = " ".join(WORD.findall(form.lower()))
+                phrases.update({phrase, phrase.replace("ё", "е")} - {""})
+        return sorted(phrases)
 
 
 def _yaml_only(_change: watchfiles.Change, path: str) -> bool:

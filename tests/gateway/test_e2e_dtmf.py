@@ -1,5 +1,5 @@
-"""Key menus and digit entry end to end: the real gateway, KB, eSpeak NG and Vosk, over the
-WebSocket (dtmf messages) and AudioSocket (DTMF frames), plus `voicebot call --dtmf`."""
+"""Key menus, digit entry and per-turn grammars end to end: the real gateway, KB, eSpeak NG and
+Vosk, over the WebSocket (dtmf messages) and AudioSocket (DTMF frames), plus `voicebot call`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import numpy as np
 
 from services.common.audio import pcm16_to_float
 from services.gateway.call.policy import CallPolicy
+from services.gateway.engines import load_engines
 from services.gateway.simulator import AudioSocketCaller, Turn, WebSocketCaller
 
-from .conftest import audiosocket_address, ws_url
+from .conftest import audiosocket_address, running_gateway, ws_url
 
 # A long inter-digit pause: any entry answered well within it was not waiting for the pause.
 PATIENT = CallPolicy(dtmf_interdigit_s=5.0)
@@ -121,3 +122,52 @@ def test_voicebot_call_with_dtmf(gateway) -> None:
     turn = json.loads(out.stdout.splitlines()[0])
     assert (turn["input"], turn["heard"], turn["intent"]) == ("dtmf: 2", "2", "housing_services")
     assert "539-53-53" in turn["reply"]
+
+
+KOREAN_KB = """\
+scenarios:
+  - id: number_word
+    title: Korean number words, for the Korean model that stands in for the Russian one
+    examples: [назовите число]
+    slots:
+      word: {entity: numbers, prompt: "Какое число?"}
+    answers: ["Число {word}."]
+  - id: line_cost
+    title: Стоимость звонка
+    examples: [сколько стоит звонок]
+    answers: ["Звонок бесплатный."]
+entities:
+  numbers:
+    values: [{name: 일}, {name: 이}, {name: 삼}, {name: 사}]
+"""
+GRAMMAR = {"일", "이", "삼", "사"}
+
+
+async def test_entity_slot_grammar_biases_real_vosk_for_one_turn_only(
+    gateway_settings, tmp_path, espeak_wav
+) -> None:
+    """The slot's names become Vosk's runtime grammar for the next turn: the same Korean
+    sentence is heard as grammar words only while the slot is asked, and in full after."""
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "kb.yaml").write_text(KOREAN_KB, encoding="utf-8")
+    settings = gateway_settings.model_copy(
+        update={"kb_dir": tmp_path / "kb", "data_dir": tmp_path / "data"}
+    )
+    wav = str(espeak_wav("안녕하세요. 오늘 날씨가 아주 좋습니다.", "ko", "grammar-ko"))
+    with running_gateway(settings, load_engines(settings)) as url:
+        result = await WebSocketCaller(ws_url(url)).run(
+            [
+                Turn("text", "назовите число"),
+                Turn("wav", wav),  # asked for the slot: grammar of its names
+                Turn("text", "сколько стоит звонок"),  # another question: slot dropped
+                Turn("wav", wav),  # the full model again
+            ]
+        )
+    asked, biased, cost, full = result.turns
+    assert asked.reply == "Какое число?" and cost.intent == "line_cost"
+    assert biased.heard and set(biased.heard.split()) <= GRAMMAR, biased.heard
+    assert set(full.heard.split()) - GRAMMAR, full.heard  # words outside the grammar again
+    turns = [t for t in result.record["turns"] if t["source"] == "voice"]
+    assert turns[0]["expect"]["kind"] == "entity"
+    assert set(turns[0]["expect"]["phrases"]) == GRAMMAR | {"оператор", "[unk]"}
+    assert turns[1]["expect"] is None

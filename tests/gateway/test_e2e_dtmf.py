@@ -3,6 +3,7 @@ Vosk, over the WebSocket (dtmf messages) and AudioSocket (DTMF frames), plus `vo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,8 +11,8 @@ import sys
 import numpy as np
 
 from services.common.audio import pcm16_to_float
+from services.dialog.engine import DialogEngine
 from services.gateway.call.policy import CallPolicy
-from services.gateway.engines import load_engines
 from services.gateway.simulator import AudioSocketCaller, Turn, WebSocketCaller
 
 from .conftest import audiosocket_address, running_gateway, ws_url
@@ -144,17 +145,15 @@ GRAMMAR = {"일", "이", "삼", "사"}
 
 
 async def test_entity_slot_grammar_biases_real_vosk_for_one_turn_only(
-    gateway_settings, tmp_path, espeak_wav
+    gateway_settings, engines, tmp_path, espeak_wav
 ) -> None:
     """The slot's names become Vosk's runtime grammar for the next turn: the same Korean
     sentence is heard as grammar words only while the slot is asked, and in full after."""
-    (tmp_path / "kb").mkdir()
-    (tmp_path / "kb" / "kb.yaml").write_text(KOREAN_KB, encoding="utf-8")
-    settings = gateway_settings.model_copy(
-        update={"kb_dir": tmp_path / "kb", "data_dir": tmp_path / "data"}
-    )
+    (tmp_path / "kb.yaml").write_text(KOREAN_KB, encoding="utf-8")
+    # The session's engines with this KB (eSpeak NG is one per process: never load a second).
+    korean = dataclasses.replace(engines, dialog=DialogEngine.load(tmp_path))
     wav = str(espeak_wav("안녕하세요. 오늘 날씨가 아주 좋습니다.", "ko", "grammar-ko"))
-    with running_gateway(settings, load_engines(settings)) as url:
+    with running_gateway(gateway_settings, korean) as url:
         result = await WebSocketCaller(ws_url(url)).run(
             [
                 Turn("text", "назовите число"),

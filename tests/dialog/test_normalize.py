@@ -38,7 +38,6 @@ def test_negation_is_kept(norm: Normalizer) -> None:
     assert "не" in norm.tokens("не работает лифт")
 
 
-
 @pytest.mark.parametrize(
     ("utterance", "region"),
     [

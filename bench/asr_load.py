@@ -7,7 +7,8 @@ a model hearing its own language is what production has (the Russian model heari
 a language it does not know about 3x slower, a pessimistic bound. Two call shapes:
 - continuous: prompts back to back, the caller never stops talking;
 - realistic: after each prompt the caller is silent (listening) for twice as long, so speech is
-  a third of the call; the silence is still sent, as a phone line sends it.
+  a third of the call; the silence is still sent, as a phone line sends it. Callers start at a
+  random point of that talk/listen cycle: calls that all speak at once would measure a burst.
 Final-result lag is measured at the end of every utterance (`{"reset" : 1}` when the server has
 it, else `{"eof" : 1}` at the end of a call): the time from the end of the utterance's audio to
 its final result. The server runs in its own process; its CPU and memory are read from /proc.
@@ -138,6 +139,8 @@ async def caller(
     """One telephone line: calls of ~15 s back to back until `stop_at`."""
     rng = random.Random(id(tally) ^ int(time.monotonic() * 1e6))
     size = int(RATE * CHUNK_S) * 2
+    cycle = 3 * sum(map(len, clips)) // len(clips)  # a mean clip and its listening time
+    lead = b"\0" * (rng.randrange(cycle) // size * size) if realistic else b""
     while time.monotonic() < stop_at:
         try:
             async with websockets.connect(url, max_size=2**22, open_timeout=30) as ws:
@@ -147,8 +150,9 @@ async def caller(
                 utterance_end: float | None = None
                 while sent < 15 and time.monotonic() < stop_at:
                     clip = rng.choice(clips)
-                    audio = clip + (b"\0" * (2 * len(clip)) if realistic else b"")
-                    speech_chunks = -(-len(clip) // size)
+                    audio = lead + clip + (b"\0" * (2 * len(clip)) if realistic else b"")
+                    speech_chunks = -(-(len(lead) + len(clip)) // size)
+                    lead = b""
                     for i in range(0, len(audio), size):
                         due = start + sent + CHUNK_S
                         await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -197,6 +201,7 @@ class Level:
     chunk_p95_ms: float
     cpu_per_audio_s: float
     cpu_cores: float
+    client_cores: float  # the simulated callers share the machine with the server
     finals: int
     shed: int
     errors: int
@@ -207,7 +212,7 @@ async def run_level(
     server: Server, clips: list[bytes], streams: int, realistic: bool, seconds: float, reset: bool
 ) -> Level:
     tally = Tally()
-    cpu0, t0 = server.cpu_s(), time.monotonic()
+    cpu0, client0, t0 = server.cpu_s(), time.process_time(), time.monotonic()
     stop_at = t0 + seconds
     tasks = []
     for _ in range(streams):  # stagger call starts over a second, as real calls are
@@ -229,6 +234,7 @@ async def run_level(
         chunk_p95_ms=1000 * pct(tally.chunk_lag, 0.95),
         cpu_per_audio_s=cpu / tally.audio_s if tally.audio_s else float("nan"),
         cpu_cores=cpu / wall,
+        client_cores=(time.process_time() - client0) / wall,
         finals=len(tally.final_lag),
         shed=tally.shed,
         errors=len(tally.errors),
@@ -262,20 +268,22 @@ async def warm_up(server: Server, clips: list[bytes], streams: int) -> None:
 def table(levels: list[Level]) -> str:
     head = (
         "| mode | streams | final lag p50 ms | final lag p95 ms | chunk reply p95 ms "
-        "| server CPU s per audio s | server CPU (cores) | finals | shed | errors | RSS MB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| server CPU s per audio s | server CPU (cores) | callers' CPU (cores) | finals | shed "
+        "| errors | RSS MB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     return head + "".join(
         f"| {x.mode} | {x.streams} | {x.final_p50_ms:.0f} | {x.final_p95_ms:.0f} | "
-        f"{x.chunk_p95_ms:.0f} | {x.cpu_per_audio_s:.3f} | {x.cpu_cores:.2f} | {x.finals} | "
+        f"{x.chunk_p95_ms:.0f} | {x.cpu_per_audio_s:.3f} | {x.cpu_cores:.2f} | "
+        f"{x.client_cores:.2f} | {x.finals} | "
         f"{x.shed} | {x.errors} | {x.rss_mb:.0f} |\n"
         for x in levels
     )
 
 
 def machine_note() -> str:
-    load = os.getloadavg()
+    load = os.getloadavg()[0]  # includes the benchmark run just before, if any (~1 per core)
+    state = "no other work" if load < 1.5 else "busy: figures are indicative; re-run on a quiet one"
     return (
-        f"Machine: {os.cpu_count()} cores, load average before the run {load[0]:.2f} "
-        "(shared with other agents' work: figures are indicative; re-run on a quiet machine)."
+        f"Machine: {os.cpu_count()} cores, 1-min load average before the run {load:.2f} ({state})."
     )

@@ -38,7 +38,7 @@ from bench.local import free_port, korean_model
 RESULTS = ROOT / "bench" / "results" / "asr_vs_vosk_server.md"
 NOTE = (
     "\nReading it: the two servers run one after the other, and on a shared machine each gets "
-    "a different share of the CPU (column \"server CPU (cores)\"), so lag compares fairly only "
+    'a different share of the CPU (column "server CPU (cores)"), so lag compares fairly only '
     "where both got the cores they needed; CPU per audio second is the steadier measure. "
     "Ours holds more memory: its warm recognizers (~100 MB each) stay after calls end.\n"
 )
@@ -65,8 +65,10 @@ async def measure(
 
 
 def ratios(ours: list[Level], theirs: list[Level]) -> str:
-    lines = ["| streams | p95 final lag: reference / ours | CPU per audio s: reference / ours |",
-             "|---|---|---|"]
+    lines = [
+        "| streams | p95 final lag: reference / ours | CPU per audio s: reference / ours |",
+        "|---|---|---|",
+    ]
     for a, b in zip(ours, theirs, strict=True):
         lines.append(
             f"| {a.streams} | {b.final_p95_ms / a.final_p95_ms:.2f} | "
@@ -111,8 +113,7 @@ async def main(args: argparse.Namespace) -> str:
         + "\nWhy they differ: the reference makes a new KaldiRecognizer for every connection, "
         "which spends seconds of CPU expanding the model's lookahead graph before it runs at "
         "full speed; ours keeps finished calls' recognizers warm and reuses them, gates silence "
-        "with a VAD, and sheds calls instead of queueing without bound.\n"
-        + NOTE
+        "with a VAD, and sheds calls instead of queueing without bound.\n" + NOTE
     )
 
 

@@ -119,4 +119,12 @@ def serve_asr(
         typer.echo(f"voicebot serve asr: {exc.reason}", err=True)
         raise typer.Exit(2) from None
     app = create_app(recognizer, SessionLimits(idle_timeout_s=idle_timeout))
-    uvicorn.run(app, host=host or settings.host, port=port, ws_max_size=2**22, log_level="warning")
+    # PCM barely compresses: permessage-deflate (offered by vosk clients) would cost CPU for nothing.
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port,
+        ws_max_size=2**22,
+        ws_per_message_deflate=False,
+        log_level="warning",
+    )

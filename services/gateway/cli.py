@@ -33,6 +33,7 @@ def serve_bot(
         port=port or settings.port,
         log_level=settings.log_level.lower(),
         ws_max_size=1 << 20,
+        ws_per_message_deflate=False,  # call audio barely compresses; deflate only costs CPU
     )
 
 

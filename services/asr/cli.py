@@ -119,7 +119,7 @@ def serve_asr(
         typer.echo(f"voicebot serve asr: {exc.reason}", err=True)
         raise typer.Exit(2) from None
     app = create_app(recognizer, SessionLimits(idle_timeout_s=idle_timeout))
-    # PCM barely compresses: permessage-deflate (offered by vosk clients) would cost CPU for nothing.
+    # PCM barely compresses: permessage-deflate (vosk clients offer it) would cost CPU for nothing.
     uvicorn.run(
         app,
         host=host or settings.host,

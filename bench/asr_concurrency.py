@@ -18,14 +18,13 @@ from pathlib import Path
 from bench.asr_load import (
     ROOT,
     Level,
-    machine_note,
     our_server,
     run_level,
     speech,
     table,
     warm_up,
 )
-from bench.local import free_port, korean_model
+from bench.local import free_port, korean_model, machine_note
 
 TARGET_MS = 300
 RESULTS = ROOT / "bench" / "results" / "asr_concurrency.md"

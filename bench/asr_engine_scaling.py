@@ -14,8 +14,8 @@ import argparse
 import json
 import time
 
-from bench.asr_load import ROOT, machine_note, speech
-from bench.local import korean_model
+from bench.asr_load import ROOT, speech
+from bench.local import korean_model, machine_note
 
 RESULTS = ROOT / "bench" / "results" / "asr_engine_scaling.md"
 CHUNK = 1600  # 100 ms at 8 kHz, 16-bit

@@ -279,11 +279,3 @@ def table(levels: list[Level]) -> str:
         f"{x.shed} | {x.errors} | {x.rss_mb:.0f} |\n"
         for x in levels
     )
-
-
-def machine_note() -> str:
-    load = os.getloadavg()[0]  # includes the benchmark run just before, if any (~1 per core)
-    state = "no other work" if load < 1.5 else "busy: figures are indicative; re-run on a quiet one"
-    return (
-        f"Machine: {os.cpu_count()} cores, 1-min load average before the run {load:.2f} ({state})."
-    )

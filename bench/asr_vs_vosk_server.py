@@ -25,7 +25,6 @@ from bench.asr_load import (
     ROOT,
     Level,
     Server,
-    machine_note,
     our_server,
     run_level,
     speech,
@@ -33,7 +32,7 @@ from bench.asr_load import (
     table,
     warm_up,
 )
-from bench.local import free_port, korean_model
+from bench.local import free_port, korean_model, machine_note
 
 RESULTS = ROOT / "bench" / "results" / "asr_vs_vosk_server.md"
 NOTE = (

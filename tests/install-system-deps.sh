@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: sox and espeak-ng (test audio,
 # e.g. Korean speech for the Korean Vosk model), Chromium and
-# its driver (the softphone page), Russian Asterisk prompts (real Russian speech). The product
-# itself needs none of them. Without root it says what is missing and the affected tests skip.
+# its driver (the softphone page), Russian Asterisk prompts (real Russian speech), OpenFst's
+# tools (compiling the Korean model's static graph). The product itself needs none of them
+# (OpenFst is optional: `voicebot models compile-graph`). Without root it says what is missing
+# and the affected tests skip.
 set -euo pipefail
 need=()
 command -v sox >/dev/null || need+=(sox)
@@ -10,6 +12,7 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 [ -d /usr/share/asterisk/sounds/ru ] || need+=(asterisk-core-sounds-ru-wav)
+command -v fstcompose >/dev/null || need+=(libfst-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "tests: missing Debian packages: ${need[*]} (install them as root; dependent tests skip)" >&2

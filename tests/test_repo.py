@@ -225,8 +225,10 @@ def test_compose_builds_one_image_with_the_models_volume(compose) -> None:
 def test_compose_model_step_fetches_with_the_real_cli(compose) -> None:
     script = compose["services"]["models"]["command"][-1]
     assert script.startswith("voicebot models fetch ||")
-    path, _ = parse_cli(["voicebot", "models", "fetch"])
-    assert path == "voicebot models fetch"
+    assert script.rstrip().endswith("; voicebot models compile-graph --if-possible")
+    for command in (["models", "fetch"], ["models", "compile-graph", "--if-possible"]):
+        path, _ = parse_cli(["voicebot", *command])
+        assert path == f"voicebot {' '.join(command[:2])}"
 
 
 def test_models_fetch_wrapper_calls_the_venv_cli() -> None:

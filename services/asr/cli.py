@@ -94,6 +94,9 @@ def serve_asr(
     port: Annotated[int, typer.Option(help="TCP port")] = 2700,
     host: Annotated[str | None, typer.Option(help="interface (default VOICEBOT_HOST)")] = None,
     model: ModelDir = None,
+    graph: Annotated[
+        Path | None, typer.Option(help="static graph folder (default VOICEBOT_ASR_GRAPH)")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="decoder threads (default: cores)")] = None,
     max_streams: Annotated[int | None, typer.Option(help="streams before more are shed")] = None,
     idle_timeout: Annotated[float, typer.Option(help="close a silent session after (s)")] = 30.0,
@@ -111,9 +114,13 @@ def serve_asr(
 
     settings = Settings()
     configure(settings.log_level, settings.log_json)
+    model = model or settings.vosk_model_path
     try:
         recognizer = VoskRecognizer(
-            model or settings.vosk_model_path, DecoderPool(workers, max_streams), keep_warm
+            model,
+            DecoderPool(workers, max_streams),
+            keep_warm,
+            static_graph=graph or settings.vosk_graph_for(model),
         )
     except ModelUnavailable as exc:
         typer.echo(f"voicebot serve asr: {exc.reason}", err=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import vosk
@@ -30,13 +31,18 @@ def grammar_json(phrases: list[str] | None) -> str:
 
 @dataclass
 class Kaldi:
-    """A KaldiRecognizer at the model's rate, reused from call to call: a new one spends ~2 s of
-    CPU expanding the lookahead graph on its first utterances, a reused one keeps that cache.
-    Vosk's word times count from its creation, hence `fed_s`."""
+    """A KaldiRecognizer at the model's rate. The full-LM one is reused from call to call: on a
+    lookahead graph a new one spends ~2 s of CPU expanding it, a reused one keeps that cache.
+    Vosk's word times count audio fed since its creation, hence `fed_s`; `onsets` maps them
+    back to stream time: (fed seconds, stream seconds) at each opening of the speech gate."""
 
     rec: vosk.KaldiRecognizer
     fed_s: float = 0.0
-    grammar: bool = False  # a runtime grammar is set: no longer the warm full-LM graph
+    onsets: list[tuple[float, float]] = field(default_factory=list)
+
+
+# A recognizer restricted to these phrases (Vosk's runtime grammar); None: no grammar support.
+GrammarFactory = Callable[[list[str]], Kaldi] | None
 
 
 @dataclass
@@ -69,19 +75,23 @@ class Decoder:
     """Not thread-safe by itself: every public method takes the decoder's lock."""
 
     def __init__(
-        self, kaldi: Kaldi, model_rate: int, sample_rate: int, options: DecoderOptions
+        self,
+        kaldi: Kaldi,
+        model_rate: int,
+        sample_rate: int,
+        options: DecoderOptions,
+        grammar: GrammarFactory = None,
     ) -> None:
+        """`kaldi`: the stream's full-LM recognizer. A turn with phrases decodes on its own
+        grammar recognizer from `grammar`, so the full one keeps its warm graph cache."""
         self._lock = threading.Lock()
         self._model_rate, self._rate = model_rate, sample_rate
         self._options = options
+        self._grammar = grammar
         self.kaldi = kaldi
-        self._rec = kaldi.rec
-        self._rec.SetWords(options.words)
-        self._rec.SetMaxAlternatives(options.max_alternatives)
-        self._pending_phrases: tuple[list[str] | None] | None = None
-        if options.phrases:
-            self._pending_phrases = (options.phrases,)
-            self._apply_phrases()
+        kaldi.onsets = [(kaldi.fed_s, 0.0)]
+        self._active = kaldi
+        self._configure(kaldi)
         self._gate = SpeechGate(sample_rate, frame_ms=FRAME_MS)
         self._resampler = (
             StreamResampler(sample_rate, model_rate) if sample_rate != model_rate else None
@@ -93,9 +103,10 @@ class Decoder:
         self._partial = ""
         self._partial_stale = False
         self._stream_frames = 0
-        self._fed_s = kaldi.fed_s  # audio handed to Kaldi (each utterance flushes the resampler)
-        # (fed seconds, stream seconds) at each gate opening: Vosk times count fed audio only
-        self._offsets: list[tuple[float, float]] = [(kaldi.fed_s, 0.0)]
+        self._pending_phrases: tuple[list[str] | None] | None = None
+        if options.phrases:
+            self._pending_phrases = (options.phrases,)
+            self._apply_phrases()
 
     # --- per-turn settings (apply from the next utterance) -------------------------------
 
@@ -156,10 +167,10 @@ class Decoder:
             return self._finalize()
 
     def detach(self) -> Kaldi:
-        """End the stream; the recognizer, back at an utterance boundary, may serve another."""
+        """End the stream; the full-LM recognizer, back at an utterance boundary, may serve
+        another."""
         with self._lock:
             self._finalize()
-            self.kaldi.fed_s = self._fed_s
             return self.kaldi
 
     # --- internals ------------------------------------------------------------------------
@@ -167,13 +178,17 @@ class Decoder:
     def _seconds(self, nbytes: int) -> float:
         return nbytes / SAMPLE_WIDTH / self._rate
 
+    def _configure(self, kaldi: Kaldi) -> None:
+        kaldi.rec.SetWords(self._options.words)
+        kaldi.rec.SetMaxAlternatives(self._options.max_alternatives)
+
     def _mark_onset(self, preroll_frames: int, batched: int) -> None:
         stream_s = (self._stream_frames - preroll_frames) * FRAME_MS / 1000
-        self._offsets.append((self._fed_s + self._seconds(batched), stream_s))
+        self._active.onsets.append((self._active.fed_s + self._seconds(batched), stream_s))
 
     def _decode(self, pcm: bytes, tail: bool = False) -> None:
         seconds = self._seconds(len(pcm))
-        self._fed_s += seconds
+        self._active.fed_s += seconds
         metrics.AUDIO_DECODED.inc(seconds)
         if self._resampler is not None:
             pcm = self._resampler.push(pcm) if pcm else b""
@@ -183,13 +198,13 @@ class Decoder:
             return
         self._running = True
         self._partial_stale = True
-        if self._rec.AcceptWaveform(pcm):
-            self._utt.segments.append(json.loads(self._rec.Result()))
+        if self._active.rec.AcceptWaveform(pcm):
+            self._utt.segments.append(json.loads(self._active.rec.Result()))
             self._running = False
 
     def _finalize(self) -> Hypothesis:
         self._decode(b"", tail=True)
-        self._utt.segments.append(json.loads(self._rec.FinalResult()))
+        self._utt.segments.append(json.loads(self._active.rec.FinalResult()))
         self._running = False
         hyp = self._hypothesis(self._utt.segments)
         self._utt = _Utterance()
@@ -203,19 +218,23 @@ class Decoder:
         (phrases,) = self._pending_phrases
         self._pending_phrases = None
         self._options.phrases = phrases
-        self._rec.SetGrammar(grammar_json(phrases))
-        self.kaldi.grammar = bool(phrases)
+        if phrases and self._grammar is not None:
+            self._active = self._grammar(phrases)
+            self._active.onsets = [(0.0, self._stream_frames * FRAME_MS / 1000)]
+            self._configure(self._active)
+        else:
+            self._active = self.kaldi
 
     def _current_partial(self) -> Hypothesis:
         if self._partial_stale:
-            current = json.loads(self._rec.PartialResult()).get("partial", "")
+            current = json.loads(self._active.rec.PartialResult()).get("partial", "")
             self._partial = " ".join(t for t in (self._utt.text, current) if t)
             self._partial_stale = False
         return Hypothesis(text=self._partial, final=False)
 
     def _to_stream_time(self, t: float) -> float:
         shift = 0.0
-        for fed_s, stream_s in self._offsets:
+        for fed_s, stream_s in self._active.onsets:
             if fed_s > t + 1e-6:
                 break
             shift = stream_s - fed_s

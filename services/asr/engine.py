@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.asr import metrics
+from services.asr import graph, metrics
 from services.asr.base import Endpointing, Hypothesis, SpeechRecognizer
-from services.asr.decoder import Decoder, DecoderOptions, Kaldi
+from services.asr.decoder import Decoder, DecoderOptions, GrammarFactory, Kaldi, grammar_json
 from services.asr.pool import DecoderPool
 from services.asr.telephony import check_format
 from services.common.config import Settings
@@ -83,10 +83,16 @@ class VoskRecognizer:
     name = "vosk"
 
     def __init__(
-        self, model_path: Path, pool: DecoderPool | None = None, keep_warm: int | None = None
+        self,
+        model_path: Path,
+        pool: DecoderPool | None = None,
+        keep_warm: int | None = None,
+        static_graph: Path | None = None,
     ) -> None:
         """`keep_warm`: finished calls' recognizers kept for reuse (default: as many as
-        `pool.max_streams`); each holds its expanded graph, ~100 MB with a small model."""
+        `pool.max_streams`); on a lookahead graph each holds its expansion, ~100 MB with a
+        small model. `static_graph`: a folder from `voicebot models compile-graph`; used for
+        full-LM decoding when it was compiled from this model (see graph.py)."""
         if not (model_path / "am" / "final.mdl").is_file():
             raise ModelUnavailable(
                 f"Vosk model not installed at {model_path}: run `voicebot models fetch` "
@@ -97,11 +103,22 @@ class VoskRecognizer:
         vosk.SetLogLevel(-1)
         started = time.monotonic()
         self.model: vosk.Model = vosk.Model(str(model_path))
-        self.load_s = time.monotonic() - started
         self.model_path = model_path
         self.model_rate = model_sample_rate(model_path)
         # Runtime grammars need a lookahead model (HCLr.fst + Gr.fst), not a static HCLG.fst.
         self.grammar = (model_path / "graph" / "HCLr.fst").is_file()
+        self.static_graph: Path | None = None
+        self.static_graph_note = "none configured"
+        self.full_model = self.model
+        if static_graph is not None:
+            try:
+                graph.check(static_graph, model_path)
+            except graph.GraphError as exc:
+                self.static_graph_note = f"not used: {exc}"
+            else:
+                self.full_model = vosk.Model(str(static_graph))
+                self.static_graph, self.static_graph_note = static_graph, "in use"
+        self.load_s = time.monotonic() - started
         self.pool = pool or DecoderPool()
         self.keep_warm = self.pool.max_streams if keep_warm is None else keep_warm
         self._idle: list[Kaldi] = []
@@ -113,16 +130,22 @@ class VoskRecognizer:
                 return self._idle.pop()
         import vosk
 
-        return Kaldi(vosk.KaldiRecognizer(self.model, self.model_rate))
+        return Kaldi(vosk.KaldiRecognizer(self.full_model, self.model_rate))
+
+    def _grammar_kaldi(self, phrases: list[str]) -> Kaldi:
+        import vosk
+
+        return Kaldi(vosk.KaldiRecognizer(self.model, self.model_rate, grammar_json(phrases)))
 
     def recycle(self, kaldi: Kaldi) -> None:
-        """Keep a finished stream's recognizer warm for the next call (full-LM ones only)."""
+        """Keep a finished stream's full-LM recognizer warm for the next call."""
         with self._idle_lock:
-            if not kaldi.grammar and len(self._idle) < self.keep_warm:
+            if len(self._idle) < self.keep_warm:
                 self._idle.append(kaldi)
 
     def _decoder(self, rate: int, options: DecoderOptions) -> Decoder:
-        return Decoder(self._kaldi(), self.model_rate, rate, options)
+        grammar: GrammarFactory = self._grammar_kaldi if self.grammar else None
+        return Decoder(self._kaldi(), self.model_rate, rate, options, grammar)
 
     async def open_stream(
         self,
@@ -151,6 +174,8 @@ class VoskRecognizer:
             "model": str(self.model_path),
             "model_rate": self.model_rate,
             "grammar": self.grammar,
+            "static_graph": str(self.static_graph) if self.static_graph else None,
+            "static_graph_note": self.static_graph_note,
             "load_s": round(self.load_s, 2),
             "warm_recognizers": len(self._idle),
             **self.pool.describe(),
@@ -164,4 +189,4 @@ def load_recognizer(settings: Settings, pool: DecoderPool | None = None) -> Spee
         from services.asr.remote import RemoteRecognizer
 
         return RemoteRecognizer(settings.asr_url)
-    return VoskRecognizer(settings.vosk_model_path, pool)
+    return VoskRecognizer(settings.vosk_model_path, pool, static_graph=settings.vosk_graph_path)

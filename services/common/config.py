@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     asr_model: Path | None = Field(
         None, description="Vosk model folder; default: the installed vosk-model-small-ru-0.22"
     )
+    asr_graph: Path | None = Field(
+        None,
+        description="static decoding graph from `voicebot models compile-graph`; "
+        "default: <models_dir>/<model folder>-hclg, used when present",
+    )
     asr_url: str | None = Field(
         None, description="ws:// URL of a standalone ASR service; none: in-process"
     )
@@ -53,6 +58,13 @@ class Settings(BaseSettings):
     @property
     def vosk_model_path(self) -> Path:
         return self.asr_model or self.models_dir / "vosk-model-small-ru-0.22"
+
+    @property
+    def vosk_graph_path(self) -> Path:
+        return self.vosk_graph_for(self.vosk_model_path)
+
+    def vosk_graph_for(self, model: Path) -> Path:
+        return self.asr_graph or self.models_dir / f"{model.name}-hclg"
 
 
 @lru_cache

@@ -1,4 +1,5 @@
-"""`voicebot models fetch|status`: install the speech models and show what is installed."""
+"""`voicebot models fetch|status|compile-graph`: install the speech models, show what is
+installed, and compile the static decoding graph."""
 
 from __future__ import annotations
 
@@ -95,3 +96,52 @@ def status_command(
             row.detail,
         )
     Console().print(table)
+
+
+@models_app.command("compile-graph")
+def compile_graph_command(
+    model: Annotated[
+        Path | None, typer.Option(help="Vosk model folder (default: VOICEBOT_ASR_MODEL)")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output folder (default: VOICEBOT_ASR_GRAPH or <model>-hclg)"),
+    ] = None,
+    if_possible: Annotated[
+        bool,
+        typer.Option(
+            "--if-possible",
+            help="exit 0 when it cannot be done here (no OpenFst tools, no model) or is done",
+        ),
+    ] = False,
+) -> None:
+    """Compose a small model's lookahead graph into one static HCLG.fst that every recognizer
+    shares: about half the ASR CPU per call at load (services/asr/README.md). Needs OpenFst's
+    tools (Debian/Ubuntu: apt-get install libfst-tools), minutes of CPU and a few GB of RAM."""
+    from services.asr import graph
+
+    settings = Settings()
+    model = model or settings.vosk_model_path
+    out = out or settings.vosk_graph_for(model)
+    err = Console(stderr=True)
+    try:
+        graph.check(out, model)
+    except graph.GraphError:
+        pass
+    else:
+        Console().print(f"[green]✓[/] static graph up to date: {out}", highlight=False)
+        return
+    problem = graph.compile_problem(model)
+    if problem:
+        err.print(f"[yellow]static graph not compiled:[/] {problem}", highlight=False)
+        raise typer.Exit(0 if if_possible else 1)
+    with err.status(f"composing {model.name}/graph/HCLr.fst with Gr.fst (minutes)…"):
+        try:
+            info = graph.compile_graph(model, out)
+        except (graph.GraphError, OSError) as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from exc
+    Console().print(
+        f"[green]✓[/] static graph → {out} ({info.hclg_bytes / 2**20:.0f} MiB, {info.compile_s} s)",
+        highlight=False,
+    )

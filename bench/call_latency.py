@@ -168,6 +168,12 @@ async def concurrent(gateway: Gateway, wavs: list[Path], calls: int, seconds: fl
         "frames": frames,
         "resyncs": resyncs,
         "rss": gateway.rss_mb(),
+        "steps": [
+            step
+            for record in records
+            for turn in record.get("turns", [])
+            if turn["source"] == "voice" and (step := steps_of(turn))
+        ],
     }
 
 

@@ -14,8 +14,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.common.config import Settings, get_settings
 from services.common.logging import get_logger
@@ -67,6 +68,12 @@ def create_app(
 
     app = FastAPI(title="Горячая линия — gateway", lifespan=lifespan)
     _mount_kb_router(app)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus: the embedded recognizer's streams, lag and pool saturation, and the rest
+        of this process's registry."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

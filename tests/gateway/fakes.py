@@ -8,14 +8,17 @@ from __future__ import annotations
 import numpy as np
 
 from services.asr.base import Endpointing, Hypothesis
+from services.common.audio import frame_bytes
 from services.dialog.base import Expect, Reply
 from services.gateway.engines import Engines
 
 
 class FakeStream:
-    """Hears "вопрос" once 10 loud frames arrived; a final on finish()."""
+    """Hears "вопрос" once 10 loud 20 ms frames arrived (however they are batched); a final on
+    finish()."""
 
-    def __init__(self) -> None:
+    def __init__(self, sample_rate: int = 16000) -> None:
+        self.frame = frame_bytes(sample_rate)
         self.loud = 0
         self.closed = False
         self.biased: list[tuple[str, object]] = []  # set_phrases / set_endpointing calls
@@ -27,8 +30,9 @@ class FakeStream:
         self.biased.append(("endpointing", endpointing))
 
     async def feed(self, pcm: bytes) -> Hypothesis:
-        if np.abs(np.frombuffer(pcm, "<i2")).max(initial=0) > 1000:
-            self.loud += 1
+        for start in range(0, len(pcm), self.frame):
+            frame = np.frombuffer(pcm[start : start + self.frame], "<i2")
+            self.loud += int(np.abs(frame).max(initial=0) > 1000)
         return Hypothesis(text="вопрос" if self.loud >= 10 else "", final=False)
 
     async def finish(self) -> Hypothesis:
@@ -47,7 +51,7 @@ class FakeRecognizer:
         self.grammar = grammar
 
     async def open_stream(self, sample_rate, phrases=None, endpointing=None):
-        self.streams.append(FakeStream())
+        self.streams.append(FakeStream(sample_rate))
         return self.streams[-1]
 
     def describe(self):

@@ -31,6 +31,7 @@ from services.common.audio import FRAME_MS, frame_bytes, resample
 from services.common.logging import get_logger
 from services.dialog.base import Expect, Reply
 from services.gateway.call import events as ev
+from services.gateway.call.listener import Heard, Listener
 from services.gateway.call.pacer import Pacer
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord, TurnRecord
@@ -123,6 +124,7 @@ class Call:
         self._session = engines.dialog.new_session()
         self.pacer = Pacer(sample_rate, self._send_audio, idle_silence=output.idle_silence)
         self._asr: RecognitionStream | None = None
+        self._listener: Listener | None = None
         self._vad = None
         self._tracker = SpeechTracker(
             threshold=policy.vad_threshold,
@@ -136,7 +138,6 @@ class Call:
             maxlen=15
         )  # 300 ms of caller audio kept during playback
         self._inbuf = bytearray()
-        self._partial = ""
         self._turn_no = 0
         self._turn_task: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
@@ -160,6 +161,8 @@ class Call:
         tasks = [asyncio.create_task(self.pacer.run()), asyncio.create_task(self._watch())]
         try:
             await self._open_engines()
+            if self._listener is not None:
+                tasks.append(asyncio.create_task(self._listen(self._listener)))
             self._post(
                 ev.Started(
                     call_id=self.call_id,
@@ -216,6 +219,7 @@ class Call:
         if self._engines.recognizer is not None:
             try:
                 self._asr = await self._engines.recognizer.open_stream(self.sample_rate)
+                self._listener = Listener(self._asr, self._heard_partial, self._heard)
                 self._grammar = self._engines.recognizer.describe().get("grammar") is not False
             except Exception as exc:  # one call degrades, the gateway stays up
                 self._log.error("asr_stream_failed", error=str(exc))
@@ -305,25 +309,22 @@ class Call:
             if self.policy.barge_in and self.state in (State.GREETING, State.SPEAKING):
                 await self._maybe_barge_in(edges.started)
             return
-        if self._asr is None:
-            return
-        speech_end = received - self._tracker.silence_ms / 1000  # when the caller went quiet
-        processed = time.monotonic()
-        hyp = await self._asr.feed(frame)
-        if not hyp.final and edges.ended and self._partial:
-            hyp = await self._asr.finish()  # our endpointer fired before the recognizer's own
-        if hyp.final:
-            self._partial = ""
-            if hyp.text.strip():
-                steps = {
-                    "endpoint": round((received - speech_end) * 1000, 1),
-                    "backlog": round((processed - received) * 1000, 1),
-                    "asr_final": _ms(processed),
-                }
-                self._caller_turn(hyp.text.strip(), "voice", speech_end, steps)
-        elif hyp.text and hyp.text != self._partial:
-            self._partial = hyp.text
-            self._post(ev.Transcript(turn=self._turn_no + 1, text=hyp.text, final=False))
+        if self._listener is not None:
+            speech_end = received - self._tracker.silence_ms / 1000  # when the caller went quiet
+            self._listener.push(frame, received, speech_end, edges.ended)
+
+    async def _listen(self, listener: Listener) -> None:
+        try:
+            await listener.run()
+        except Exception as exc:  # the recognizer failed: this call ends, the gateway goes on
+            self._log.exception("asr_failed")
+            self._end(f"error: {exc}")
+
+    def _heard_partial(self, text: str) -> None:
+        self._post(ev.Transcript(turn=self._turn_no + 1, text=text, final=False))
+
+    def _heard(self, heard: Heard) -> None:
+        self._caller_turn(heard.text, "voice", heard.speech_end, heard.steps)
 
     async def _maybe_barge_in(self, speech_started: bool) -> None:
         """Caller speech over the bot: pause at once (within the VAD's 120 ms); once it lasts
@@ -349,8 +350,9 @@ class Call:
         self._set(State.LISTENING)
         preroll = b"".join(self._preroll)
         self._preroll.clear()
-        if self._asr is not None and preroll:
-            await self._asr.feed(preroll)
+        if self._listener is not None and preroll:
+            now = time.monotonic()
+            self._listener.push(preroll, now, now)
 
     async def _on_text(self, text: str) -> None:
         if not text.strip():
@@ -553,7 +555,7 @@ class Call:
                 self.state is State.LISTENING
                 and quiet
                 and not self._tracker.in_speech
-                and not self._partial
+                and not (self._listener and self._listener.partial)
             ):
                 self._reprompts += 1
                 self._last_activity = now

@@ -1,0 +1,49 @@
+"""The call's feeder to the recognizer: batches what queued up while the recognizer was busy,
+never across an utterance end. (A stand-in stream: this tests the queueing around the engine;
+the real engine's evidence is test_e2e_*.py and bench/call_latency.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.asr.base import Hypothesis
+from services.gateway.call.listener import Heard, Listener
+
+
+class SlowStream:
+    """Takes 50 ms per feed, as a busy decoder pool does; a final on finish()."""
+
+    def __init__(self) -> None:
+        self.fed: list[bytes] = []
+        self.finished = 0
+
+    async def feed(self, pcm: bytes) -> Hypothesis:
+        self.fed.append(pcm)
+        await asyncio.sleep(0.05)
+        return Hypothesis(text="слово", final=False)
+
+    async def finish(self) -> Hypothesis:
+        self.finished += 1
+        return Hypothesis(text="слово", final=True)
+
+
+async def test_frames_queued_during_a_slow_feed_go_in_one_batch_and_finals_split_them() -> None:
+    stream = SlowStream()
+    partials: list[str] = []
+    finals: list[Heard] = []
+    listener = Listener(stream, partials.append, finals.append)  # type: ignore[arg-type]
+    task = asyncio.create_task(listener.run())
+    t = 0.0
+    for n in range(20):  # 400 ms of audio arriving every 20 ms
+        listener.push(bytes([n]) * 4, received=t, speech_end=t, ended=n == 9)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    task.cancel()
+
+    # All audio, in order, in far fewer feeds than frames; the utterance end closed a batch.
+    assert b"".join(stream.fed) == b"".join(bytes([n]) * 4 for n in range(20))
+    assert len(stream.fed) < 12
+    ends = [len(b"".join(stream.fed[: i + 1])) for i in range(len(stream.fed))]
+    assert 10 * 4 in ends, "frames after the utterance end were fed before its finish"
+    assert stream.finished == 1 and [h.text for h in finals] == ["слово"]
+    assert partials == ["слово", "слово"]  # once per utterance, not once per feed

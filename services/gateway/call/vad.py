@@ -1,7 +1,8 @@
 """Who is talking: Silero VAD over the caller's audio, with an echo guard for barge-in.
 
-Silero costs ~1 ms per 32 ms window on this CPU, so near-silent windows (below `QUIET_DBFS`)
-skip the model: a line that carries nothing but hiss costs almost nothing.
+Silero costs ~0.3 ms of CPU per 32 ms window here (TorchScript; ONNX Runtime: 0.13 ms), so
+near-silent windows (below `QUIET_DBFS`) skip the model: a line that carries nothing but hiss
+costs almost nothing.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from services.common.audio import duration_s
@@ -68,7 +68,9 @@ async def first_audio(synth: Synthesizer, text: str, rate: int = 8000) -> float:
         await anext(stream)
         return time.perf_counter() - started
     finally:
-        await stream.aclose()  # the rest of the answer is not part of this measurement
+        # the rest of the answer is not part of this measurement
+        if isinstance(stream, AsyncGenerator):
+            await stream.aclose()
 
 
 async def whole_answer(synth: Synthesizer, text: str, rate: int = 8000) -> float:

@@ -113,10 +113,12 @@ class VoskRecognizer:
         if static_graph is not None:
             try:
                 graph.check(static_graph, model_path)
+                self.full_model = vosk.Model(str(static_graph))
             except graph.GraphError as exc:
                 self.static_graph_note = f"not used: {exc}"
+            except Exception as exc:  # Vosk cannot load it (a damaged HCLG.fst): keep the old way
+                self.static_graph_note = f"not used: Vosk could not load {static_graph}: {exc}"
             else:
-                self.full_model = vosk.Model(str(static_graph))
                 self.static_graph, self.static_graph_note = static_graph, "in use"
         self.load_s = time.monotonic() - started
         self.pool = pool or DecoderPool()

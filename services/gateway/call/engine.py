@@ -253,8 +253,8 @@ class Call:
     # ---- caller input ----------------------------------------------------------------------
 
     async def _consume(self, inputs: AsyncIterator[CallerInput]) -> None:
-        """Caller input is read as it arrives (timestamped) and handled in order; when the
-        recognizer falls behind, the backlog waits here and shows in the turn's latencies."""
+        """Caller input is read as it arrives (timestamped) and handled in order; audio for the
+        recognizer queues in the Listener, and a backlog there shows in the turn's latencies."""
         arrived: asyncio.Queue[tuple[float, CallerInput]] = asyncio.Queue()
 
         async def receive() -> None:

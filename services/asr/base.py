@@ -59,6 +59,11 @@ class RecognitionStream(Protocol):
         """Flush: the final result for everything fed since the last final."""
         ...
 
+    def expedite(self) -> None:
+        """The caller stopped speaking: this stream's recognition, queued and coming, goes
+        before that of callers still speaking, until its final. A hint; it may do nothing."""
+        ...
+
     async def set_phrases(self, phrases: list[str] | None) -> None:
         """Bias recognition to these phrases (a runtime grammar) from the next utterance on;
         None restores the full language model."""

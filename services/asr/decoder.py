@@ -117,6 +117,12 @@ class Decoder:
     def set_endpointing(self, endpointing: Endpointing) -> None:
         self._options.endpointing = endpointing
 
+    @property
+    def winding_down(self) -> bool:
+        """The caller is not speaking now (the gate is shut, or open on trailing silence): the
+        next chunk is cheap, or likely to end the utterance. Read without the lock: a hint."""
+        return not self._gate.in_speech or self._gate.trailing_silence_ms > 0
+
     # --- audio ----------------------------------------------------------------------------
 
     def accept(self, pcm: bytes) -> Hypothesis:

@@ -50,15 +50,25 @@ class VoskStream:
         if len(pcm) % 2:
             raise ValueError(f"odd-length PCM chunk ({len(pcm)} bytes): 16-bit samples expected")
         started = time.monotonic()
-        hyp = await self._pool.run(self._decoder.accept, pcm)
+        hyp = await self._pool.run(
+            self._decoder.accept, pcm, owner=self, urgent=self._decoder.winding_down
+        )
         metrics.LAG.labels("final" if hyp.final else "partial").observe(time.monotonic() - started)
+        if hyp.final:
+            self._pool.settle(self)
         return hyp
 
     async def finish(self) -> Hypothesis:
         started = time.monotonic()
-        hyp = await self._pool.run(self._decoder.flush)
+        try:
+            hyp = await self._pool.run(self._decoder.flush, owner=self, urgent=True)
+        finally:
+            self._pool.settle(self)
         metrics.LAG.labels("final").observe(time.monotonic() - started)
         return hyp
+
+    def expedite(self) -> None:
+        self._pool.expedite(self)
 
     async def set_phrases(self, phrases: list[str] | None) -> None:
         self._decoder.set_phrases(phrases)
@@ -74,6 +84,7 @@ class VoskStream:
             kaldi = await self._pool.run(self._decoder.detach)
             self._recognizer.recycle(kaldi)
         finally:
+            self._pool.settle(self)
             self._pool.release()
 
 

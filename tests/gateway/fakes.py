@@ -39,6 +39,9 @@ class FakeStream:
         text, self.loud = ("вопрос" if self.loud >= 10 else ""), 0
         return Hypothesis(text=text, final=True)
 
+    def expedite(self) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed = True
 

@@ -16,6 +16,7 @@ class SlowStream:
     def __init__(self) -> None:
         self.fed: list[bytes] = []
         self.finished = 0
+        self.expedited_after: list[int] = []  # feeds done when an utterance end was pushed
 
     async def feed(self, pcm: bytes) -> Hypothesis:
         self.fed.append(pcm)
@@ -25,6 +26,9 @@ class SlowStream:
     async def finish(self) -> Hypothesis:
         self.finished += 1
         return Hypothesis(text="слово", final=True)
+
+    def expedite(self) -> None:
+        self.expedited_after.append(len(self.fed))
 
 
 async def test_frames_queued_during_a_slow_feed_go_in_one_batch_and_finals_split_them() -> None:
@@ -46,4 +50,6 @@ async def test_frames_queued_during_a_slow_feed_go_in_one_batch_and_finals_split
     ends = [len(b"".join(stream.fed[: i + 1])) for i in range(len(stream.fed))]
     assert 10 * 4 in ends, "frames after the utterance end were fed before its finish"
     assert stream.finished == 1 and [h.text for h in finals] == ["слово"]
+    assert len(stream.expedited_after) == 1, "the end was not flagged to the pool at once"
+    assert stream.expedited_after[0] < ends.index(10 * 4) + 1
     assert partials == ["слово", "слово"]  # once per utterance, not once per feed

@@ -49,6 +49,8 @@ class Listener:
 
     def push(self, pcm: bytes, received: float, speech_end: float, ended: bool = False) -> None:
         self._queued.append(_Chunk(pcm, received, speech_end, ended))
+        if ended:  # the caller waits for an answer now: decode this call's audio first
+            self._stream.expedite()
         self._wake.set()
 
     async def run(self) -> None:

@@ -4,8 +4,9 @@ This machine's speed drifts from hour to hour, so a change is judged against the
 run in the same minutes: each round starts `voicebot serve` from checkout A, then from B, and
 drives the same realistic callers as bench/call_latency.py section 4 against each.
 
-    git worktree add /tmp/before HEAD~1
-    .venv/bin/python -m bench.call_ab --before /tmp/before --calls 30 --rounds 3
+    .venv/bin/python -m bench.call_ab [--ref REV | --before DIR] [--calls 30] [--rounds 3]
+
+`--ref` is checked out into a temporary git worktree, removed afterwards.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def run(checkout: Path, wavs: list[Path], calls: int, seconds: float, graph: str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", type=Path, required=True, help="checkout of the old code")
+    # default: the last commit before the decoder pool took finals first (results/call_ab.md)
+    parser.add_argument("--ref", default="23313f0", help="git revision of the old code")
+    parser.add_argument("--before", type=Path, default=None, help="or: a checkout of it")
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=40.0)
@@ -61,11 +64,23 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         wavs = speech_wavs(Path(tmp))
-        for n in range(args.rounds):
-            for name, checkout in (("before", args.before.resolve()), ("after", ROOT)):
+        before = args.before.resolve() if args.before else Path(tmp) / "before"
+        if args.before is None:
+            git = ["git", "-C", str(ROOT), "worktree"]
+            subprocess.run([*git, "add", "--detach", str(before), args.ref], check=True)
+        try:
+            rounds = [
+                (n, name, checkout)
+                for n in range(args.rounds)
+                for name, checkout in (("before", before), ("after", ROOT))
+            ]
+            for n, name, checkout in rounds:
                 r = run(checkout, wavs, args.calls, args.seconds, args.graph)
                 rows.append((n + 1, name, r))
                 print(n + 1, name, r, flush=True)
+        finally:
+            if args.before is None:
+                subprocess.run([*git, "remove", "--force", str(before)], check=False)
     print(
         "\n| round | code | v2v p50 ms | v2v p95 ms | backlog p95 ms | gateway CPU | late frames |"
     )

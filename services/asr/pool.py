@@ -176,6 +176,7 @@ class DecoderPool:
                 job.future.set_result(job.fn(*job.args))
             except BaseException as exc:
                 job.future.set_exception(exc)
+            job = None  # let go of its arguments (a call's decoder) while idle
 
     def describe(self) -> dict[str, object]:
         return {

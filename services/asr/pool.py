@@ -78,12 +78,8 @@ class DecoderPool:
         self._in_pool = 0
         self._wait_avg = 0.0
         self._wait_at = 0.0
-        self._threads = [
-            threading.Thread(target=self._work, name=f"asr-decoder-{n}", daemon=True)
-            for n in range(self.workers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        for n in range(self.workers):
+            threading.Thread(target=self._work, name=f"asr-decoder-{n}", daemon=True).start()
         metrics.WORKERS.set(self.workers)
 
     def admit(self) -> None:
@@ -158,9 +154,10 @@ class DecoderPool:
             if self._stopped:
                 return None
             job = (self._urgent or self._ordinary).popleft()
-            wait = time.monotonic() - job.submitted
+            now = time.monotonic()
+            wait = now - job.submitted
             self._wait_avg = 0.9 * self.recent_wait_s() + 0.1 * wait
-            self._wait_at = time.monotonic()
+            self._wait_at = now
         metrics.QUEUE_WAIT.observe(wait)
         return job
 

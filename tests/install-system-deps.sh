@@ -11,7 +11,9 @@ command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
-[ -d /usr/share/asterisk/sounds/ru ] || need+=(asterisk-core-sounds-ru-wav)
+# -wav holds the prompts; asterisk-core-sounds-ru (only recommended by it) links them as
+# sounds/ru and ships their texts, which the Russian WER benchmark reads.
+[ -d /usr/share/asterisk/sounds/ru ] || need+=(asterisk-core-sounds-ru-wav asterisk-core-sounds-ru)
 command -v fstcompose >/dev/null || need+=(libfst-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

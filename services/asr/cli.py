@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from services.asr.base import Hypothesis, SpeechRecognizer, Word
+from services.common import native
 from services.common.config import Settings
 
 CHUNK_S = 0.2
@@ -105,6 +106,8 @@ def serve_asr(
     ] = None,
 ) -> None:
     """The standalone ASR service (vosk-server WebSocket protocol, /metrics)."""
+    settings = Settings()
+    native.reexec_with_allocator("services.cli", settings.allocator)
     import uvicorn
 
     from services.asr.engine import ModelUnavailable, VoskRecognizer
@@ -112,7 +115,6 @@ def serve_asr(
     from services.asr.server import SessionLimits, create_app
     from services.common.logging import configure
 
-    settings = Settings()
     configure(settings.log_level, settings.log_json)
     model = model or settings.vosk_model_path
     try:

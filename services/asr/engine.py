@@ -10,17 +10,16 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import vosk
 
 from services.asr import graph, metrics
 from services.asr.base import Endpointing, Hypothesis, SpeechRecognizer
 from services.asr.decoder import Decoder, DecoderOptions, GrammarFactory, Kaldi, grammar_json
 from services.asr.pool import DecoderPool
 from services.asr.telephony import check_format
+from services.common import native
 from services.common.config import Settings
-
-if TYPE_CHECKING:
-    import vosk
 
 
 class ModelUnavailable(Exception):
@@ -109,8 +108,6 @@ class VoskRecognizer:
                 f"Vosk model not installed at {model_path}: run `voicebot models fetch` "
                 "(or set VOICEBOT_ASR_MODEL to an unpacked Vosk model folder)"
             )
-        import vosk  # heavy: only when a recognizer is really made
-
         vosk.SetLogLevel(-1)
         started = time.monotonic()
         self.model: vosk.Model = vosk.Model(str(model_path))
@@ -141,13 +138,9 @@ class VoskRecognizer:
         with self._idle_lock:
             if self._idle:
                 return self._idle.pop()
-        import vosk
-
         return Kaldi(vosk.KaldiRecognizer(self.full_model, self.model_rate))
 
     def _grammar_kaldi(self, phrases: list[str]) -> Kaldi:
-        import vosk
-
         return Kaldi(vosk.KaldiRecognizer(self.model, self.model_rate, grammar_json(phrases)))
 
     def recycle(self, kaldi: Kaldi) -> None:
@@ -191,6 +184,8 @@ class VoskRecognizer:
             "static_graph_note": self.static_graph_note,
             "load_s": round(self.load_s, 2),
             "warm_recognizers": len(self._idle),
+            "allocator": native.allocator_in_use(),
+            "openblas_core": native.openblas_core(Path(vosk.__file__).parent / "libvosk.so"),
             **self.pool.describe(),
         }
 

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     tts_torch_threads: int = 1
     tts_cache_mb: int = Field(256, description="on-disk cache of rendered sentences, LRU-evicted")
 
+    allocator: str = Field(
+        "mimalloc",
+        description="mimalloc (preloaded by `voicebot serve`: the recognizer's CPU) | system",
+    )
+
     log_json: bool = False
     log_level: str = "INFO"
 

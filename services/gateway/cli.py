@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from services.common import native
 from services.common.config import get_settings
 
 
@@ -20,12 +21,13 @@ def serve_bot(
     """Run the whole bot in one process: gateway, ASR, dialog and TTS."""
     if ctx.invoked_subcommand is not None:
         return
+    settings = get_settings()
+    native.reexec_with_allocator("services.cli", settings.allocator)
     import uvicorn
 
     from services.common.logging import configure
     from services.gateway.app import create_app
 
-    settings = get_settings()
     configure(settings.log_level, settings.log_json)
     uvicorn.run(
         create_app(settings),

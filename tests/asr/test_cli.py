@@ -15,6 +15,7 @@ from live_server import free_port
 from typer.testing import CliRunner
 
 from services.asr.cli import asr_command
+from services.common import native
 from services.common.audio import read_wav, write_wav
 
 from .helpers import SENTENCE, Speech
@@ -77,6 +78,11 @@ async def test_voicebot_serve_asr_answers_a_vosk_client(
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
         assert ready["asr"]["model"] == str(korean_model_path)
+        # It restarted itself on mimalloc, and libvosk's OpenBLAS runs the CPU's own kernels.
+        assert ready["asr"]["allocator"] == "mimalloc"
+        assert "libmimalloc" in Path(f"/proc/{server.pid}/maps").read_text()
+        if expected := native.openblas_coretype(native.cpu_flags()):
+            assert ready["asr"]["openblas_core"] == expected
         async with websockets.connect(f"ws://127.0.0.1:{port}") as ws:
             await ws.send('{ "config" : { "sample_rate" : 8000 } }')
             pcm = sentence.at(8000)

@@ -203,5 +203,9 @@ async def test_finished_calls_recognizers_serve_the_next_call_warm(
     await stream.close()
     assert recognizer.describe()["warm_recognizers"] == warm
     # Vosk counts time over a recognizer's whole life; the new call still gets its own times.
+    # Not equal ones: Vosk may hear a short word more or less at the onset from run to run, but
+    # a recognizer's past would shift every time by that earlier call's length (3 s here).
     second = finals(replies)
-    assert abs(second[0].words[0].start - first[0].words[0].start) < 0.15
+    duration = len(pcm) / 2 / rate
+    assert second[0].words[0].start >= 0 and second[-1].words[-1].end <= duration
+    assert abs(second[0].words[0].start - first[0].words[0].start) < 0.5

@@ -144,3 +144,21 @@ def test_a_damaged_graph_file_leaves_the_lookahead_graph_serving(
     recognizer = VoskRecognizer(korean_model_path, DecoderPool(), static_graph=damaged)
     assert recognizer.static_graph is None
     assert "could not load" in str(recognizer.describe()["static_graph_note"])
+
+
+def test_compiled_graph_decodes_in_chunks_of_51_frames(
+    korean_model_path: Path, korean_static_graph: Path, tmp_path: Path
+) -> None:
+    """Our decoding options sit over the model's own; a graph compiled before them gets them
+    when it is next loaded (no recompile)."""
+    conf = (korean_static_graph / "conf" / "model.conf").read_text().splitlines()
+    assert "--frames-per-chunk=51" in conf
+    assert "--max-active=3000" in conf  # the model's own beam settings are kept
+
+    older = tmp_path / "older"
+    shutil.copytree(korean_static_graph, older, ignore=shutil.ignore_patterns("HCLG.fst"))
+    (older / "graph" / "HCLG.fst").symlink_to(korean_static_graph / "graph" / "HCLG.fst")
+    shutil.copy(korean_model_path / "conf" / "model.conf", older / "conf" / "model.conf")
+    recognizer = VoskRecognizer(korean_model_path, DecoderPool(), static_graph=older)
+    assert recognizer.static_graph == older
+    assert (older / "conf" / "model.conf").read_text().splitlines() == conf

@@ -22,6 +22,10 @@ from services.asr.vad import SpeechGate
 from services.common.audio import SAMPLE_WIDTH, StreamResampler, frame_bytes
 
 FRAME_MS = 20
+# Kaldi's best path only moves once per nnet chunk (51 frames on the static graph, 21 on a
+# model's own conf), so asking for it after every 20-100 ms of audio mostly re-reads the same
+# words: partials are refreshed after this much new audio, or when Kaldi closed a segment.
+PARTIAL_EVERY_S = 0.2
 
 
 def grammar_json(phrases: list[str] | None) -> str:
@@ -101,7 +105,7 @@ class Decoder:
         self._utt = _Utterance()
         self._running = False  # Kaldi holds audio since its last result: no grammar switch now
         self._partial = ""
-        self._partial_stale = False
+        self._unreported_s = 0.0  # audio decoded since the partial was last read
         self._stream_frames = 0
         self._pending_phrases: tuple[list[str] | None] | None = None
         if options.phrases:
@@ -203,10 +207,11 @@ class Decoder:
         if not pcm:
             return
         self._running = True
-        self._partial_stale = True
+        self._unreported_s += seconds
         if self._active.rec.AcceptWaveform(pcm):
             self._utt.segments.append(json.loads(self._active.rec.Result()))
             self._running = False
+            self._unreported_s = PARTIAL_EVERY_S
 
     def _finalize(self) -> Hypothesis:
         self._decode(b"", tail=True)
@@ -214,7 +219,7 @@ class Decoder:
         self._running = False
         hyp = self._hypothesis(self._utt.segments)
         self._utt = _Utterance()
-        self._partial, self._partial_stale = "", False
+        self._partial, self._unreported_s = "", 0.0
         if self._pending_phrases is not None:
             self._apply_phrases()
         return hyp
@@ -232,10 +237,10 @@ class Decoder:
             self._active = self.kaldi
 
     def _current_partial(self) -> Hypothesis:
-        if self._partial_stale:
+        if self._unreported_s >= PARTIAL_EVERY_S - 1e-9:
             current = json.loads(self._active.rec.PartialResult()).get("partial", "")
             self._partial = " ".join(t for t in (self._utt.text, current) if t)
-            self._partial_stale = False
+            self._unreported_s = 0.0
         return Hypothesis(text=self._partial, final=False)
 
     def _to_stream_time(self, t: float) -> float:

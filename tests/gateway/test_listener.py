@@ -31,25 +31,30 @@ class SlowStream:
         self.expedited_after.append(len(self.fed))
 
 
+FRAME = 320  # 20 ms at 8 kHz
+
+
 async def test_frames_queued_during_a_slow_feed_go_in_one_batch_and_finals_split_them() -> None:
     stream = SlowStream()
     partials: list[str] = []
     finals: list[Heard] = []
-    listener = Listener(stream, partials.append, finals.append)  # type: ignore[arg-type]
+    listener = Listener(stream, partials.append, finals.append, 8000)  # type: ignore[arg-type]
     task = asyncio.create_task(listener.run())
     t = 0.0
     for n in range(20):  # 400 ms of audio arriving every 20 ms
-        listener.push(bytes([n]) * 4, received=t, speech_end=t, ended=n == 9)
+        listener.push(bytes([n]) * FRAME, received=t, speech_end=t, ended=n == 9)
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.2)
     task.cancel()
 
     # All audio, in order, in far fewer feeds than frames; the utterance end closed a batch.
-    assert b"".join(stream.fed) == b"".join(bytes([n]) * 4 for n in range(20))
-    assert len(stream.fed) < 12
+    assert b"".join(stream.fed) == b"".join(bytes([n]) * FRAME for n in range(20))
+    assert len(stream.fed) < 8
     ends = [len(b"".join(stream.fed[: i + 1])) for i in range(len(stream.fed))]
-    assert 10 * 4 in ends, "frames after the utterance end were fed before its finish"
+    assert 10 * FRAME in ends, "frames after the utterance end were fed before its finish"
+    # Nothing goes to the pool in trips shorter than MIN_FEED_S but the one ending an utterance.
+    assert all(len(pcm) >= 5 * FRAME for n, pcm in enumerate(stream.fed) if ends[n] != 10 * FRAME)
     assert stream.finished == 1 and [h.text for h in finals] == ["слово"]
     assert len(stream.expedited_after) == 1, "the end was not flagged to the pool at once"
-    assert stream.expedited_after[0] < ends.index(10 * 4) + 1
+    assert stream.expedited_after[0] < ends.index(10 * FRAME) + 1
     assert partials == ["слово", "слово"]  # once per utterance, not once per feed

@@ -191,7 +191,6 @@ class Call:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._asr is not None:
                 await self._asr.close()
-            self._engines.release_vad(self._vad)
             if self._recorder is not None and self.policy.recordings_dir is not None:
                 path = self.policy.recordings_dir / f"{self.call_id}.wav"
                 self.record.recording = str(await asyncio.to_thread(self._recorder.save, path))
@@ -219,7 +218,9 @@ class Call:
         if self._engines.recognizer is not None:
             try:
                 self._asr = await self._engines.recognizer.open_stream(self.sample_rate)
-                self._listener = Listener(self._asr, self._heard_partial, self._heard)
+                self._listener = Listener(
+                    self._asr, self._heard_partial, self._heard, self.sample_rate
+                )
                 self._grammar = self._engines.recognizer.describe().get("grammar") is not False
             except Exception as exc:  # one call degrades, the gateway stays up
                 self._log.error("asr_stream_failed", error=str(exc))
@@ -299,9 +300,8 @@ class Call:
     async def _on_frame(self, frame: bytes, received: float) -> None:
         if self._recorder is not None:
             self._recorder.heard(frame)
-        edges = self._tracker.update(
-            self._vad.feed(frame) if self._vad else 0.0, rms_dbfs(frame), self._echo_db()
-        )
+        prob = await self._vad.feed(frame) if self._vad else 0.0
+        edges = self._tracker.update(prob, rms_dbfs(frame), self._echo_db())
         if edges.started:
             self._activity()
         if self.pacer.speaking or self.state in (State.TRANSFER, State.GOODBYE):

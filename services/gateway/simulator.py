@@ -14,6 +14,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ class Turn:
     kind: TurnKind
     value: str  # WAV path, typed text, DTMF digits, or seconds of silence
     barge_in: bool = False  # start while the bot is still speaking
+    pause_s: float = 0.0  # the caller thinks this long before the turn, as people do
 
     @property
     def label(self) -> str:
@@ -82,7 +84,7 @@ class _Line:
 
     def __init__(self, send: Callable[[bytes], Any], sample_rate: int) -> None:
         self._send, self._rate = send, sample_rate
-        self._queue: list[bytes] = []
+        self._queue: deque[bytes] = deque()
         self.idle = asyncio.Event()
         self.idle.set()
         self.first_speech_sent = self.last_speech_sent = 0.0
@@ -107,7 +109,7 @@ class _Line:
             if delay > 0:
                 await asyncio.sleep(delay)
             if self._queue:
-                await self._send(self._queue.pop(0))
+                await self._send(self._queue.popleft())
                 self.first_speech_sent = self.first_speech_sent or time.monotonic()
                 if not self._queue:
                     self.last_speech_sent = time.monotonic()
@@ -227,6 +229,7 @@ class WebSocketCaller:
         result = TurnResult(turn)
         if not turn.barge_in:  # a polite caller waits until the bot stopped talking
             await self._quiet()
+        await asyncio.sleep(turn.pause_s)
         start = time.monotonic()
         if turn.kind == "wav":
             pcm, _ = read_wav(turn.value, self.sample_rate)
@@ -334,6 +337,12 @@ class WebSocketCaller:
                 await asyncio.wait_for(self._changed.wait(), 0.5)
 
 
+def _api_client(url: str) -> httpx.AsyncClient:
+    """A client for the gateway's API. Plain HTTP needs no TLS context, and building one (it
+    loads every CA certificate) cost more CPU than the rest of a simulated call."""
+    return httpx.AsyncClient(timeout=5, verify=url.startswith("https"))
+
+
 def _playback_over(turn_no: int) -> Callable[[dict[str, Any]], bool]:
     def over(event: dict[str, Any]) -> bool:
         return event["type"] == "hangup" or (
@@ -352,7 +361,7 @@ async def fetch_record(url: str, call_id: str) -> dict[str, Any] | None:
     parts = urlparse(url)
     scheme = "https" if parts.scheme == "wss" else "http"
     try:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with _api_client(scheme) as client:
             reply = await client.get(f"{scheme}://{parts.netloc}/v1/calls/{call_id}")
     except httpx.HTTPError:
         return None
@@ -429,6 +438,7 @@ class AudioSocketCaller:
         self, writer: asyncio.StreamWriter, line: _Line, turn: Turn, wait_end: bool
     ) -> TurnResult:
         result = TurnResult(turn)
+        await asyncio.sleep(turn.pause_s)
         if turn.kind == "wav":
             pcm, _ = read_wav(turn.value, self.sample_rate)
             line.speak(pcm)
@@ -473,22 +483,25 @@ class AudioSocketCaller:
         """Wait for the bot's next utterance after `since`: (its first frame time, its audio).
         It ends at 600 ms of silence, or hangup; with wait_end=False we return mid-reply."""
         deadline = time.monotonic() + self.timeout_s
-        first: float | None = None
+        first = last = None  # arrival of the first and the latest voiced frame
+        seen = 0  # frames looked at: each is looked at once (a call receives 50 a second)
         while time.monotonic() < deadline and not self.hung_up.is_set():
             await asyncio.sleep(0.02)
-            voiced = [t for t, f in self.frames if t >= since and f.count(0) != len(f)]
-            if voiced and first is None:
-                first = voiced[0]
+            for n in range(seen, len(self.frames)):
+                t, frame = self.frames[n]
+                if t >= since and frame.count(0) != len(frame):
+                    first, last = first or t, t
+            seen = len(self.frames)
             if first is not None and not wait_end and time.monotonic() - first >= BARGE_IN_AFTER_S:
                 break
-            if first is not None and time.monotonic() - voiced[-1] >= 0.6:
+            if last is not None and time.monotonic() - last >= 0.6:
                 break
         if first is None:
             return None, b""
         return first, b"".join(f for t, f in self.frames if t >= first)
 
     async def _record(self) -> dict[str, Any] | None:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with _api_client(self.api) as client:
             for _ in range(50):  # the record is saved as the call ends
                 reply = await client.get(f"{self.api}/v1/calls/{self.call_id}")
                 if reply.status_code == 200 and reply.json()["outcome"] != "in_progress":

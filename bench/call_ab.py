@@ -24,6 +24,7 @@ from bench.call_latency import speech_wavs
 
 PROBE = """
 import asyncio, json, sys
+import uvloop
 from pathlib import Path
 from bench.call_gateway import start_gateway, percentile
 from bench.call_latency import concurrent
@@ -31,7 +32,7 @@ wavs = [Path(p) for p in sys.argv[1].split(",")]
 calls, seconds, graph = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 gw = start_gateway(**({"VOICEBOT_ASR_GRAPH": graph} if graph else {}))
 try:
-    x = asyncio.run(concurrent(gw, wavs, calls, seconds))
+    x = uvloop.run(concurrent(gw, wavs, calls, seconds))
 finally:
     gw.stop()
 print(json.dumps({"p50": x["p50"], "p95": x["p95"], "turns": x["turns"], "cpu": x["cpu"],

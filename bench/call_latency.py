@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import uvloop
 
 from bench.call_gateway import Gateway, percentile, start_gateway, write_results
 from bench.local import machine_note
-from services.common.audio import read_wav, write_wav
+from services.common.audio import duration_s, read_wav, write_wav
 from services.gateway.simulator import AudioSocketCaller, Turn, WebSocketCaller
 
 QUESTIONS = [  # each answered by the demo KB (not handed off, which would end the call)
@@ -52,6 +53,11 @@ KOREAN = [
     "서울 부산 대구 인천 광주 대전 울산. 하나 둘 셋 넷 다섯 여섯 일곱 여덟.",
 ]
 CYCLE_S = 15.0  # one benchmark call (measured): greeting, ~5 s of speech, the reply, hang-up
+# A caller's pause after the greeting before speaking (s). Callers are not clones: with every
+# caller the same (same question, no pause) one slow moment lines all calls up for good, and
+# the load becomes a sawtooth no call centre sees (measured at 50 calls: 12 s with the pool
+# saturated, then 10 s nearly idle, over and over).
+THINK_S = (0.3, 2.0)
 STEPS = [
     "endpointing",
     "backlog",
@@ -139,24 +145,29 @@ async def concurrent(
     of every call. Only calls dialled after the ramp, within `seconds`, are counted."""
     latencies: list[float] = []
     late_frames = frames = 0
+    speech_s = call_s = 0.0  # the callers' share of speech in the calls counted
+    durations = {wav: duration_s(*read_wav(wav)) for wav in wavs}
     records: list[dict] = []
     rng = random.Random(calls)
     start = time.monotonic()
     counted, stop = start + ramp, start + ramp + seconds
 
     async def caller_loop(n: int) -> None:
-        nonlocal late_frames, frames
+        nonlocal late_frames, frames, speech_s, call_s
+        own = random.Random(calls * 1000 + n)  # each line its own callers, the same every run
         await asyncio.sleep(rng.uniform(0, ramp))
         while (dialled := time.monotonic()) < stop:
             caller = AudioSocketCaller(gateway.audiosocket, gateway.http, sample_rate=8000)
+            wav = own.choice(wavs)
+            turn = Turn("wav", str(wav), pause_s=own.uniform(*THINK_S))
             try:
-                result = await asyncio.wait_for(
-                    caller.run([Turn("wav", str(wavs[n % len(wavs)]))]), 90
-                )
+                result = await asyncio.wait_for(caller.run([turn]), 90)
             except TimeoutError:
                 continue  # counted as no turn; the gateway's late frames show the strain
             if dialled < counted:
                 continue
+            speech_s += durations[wav] if result.turns else 0.0
+            call_s += time.monotonic() - dialled
             if result.turns and result.turns[0].latency_ms is not None:
                 latencies.append(result.turns[0].latency_ms)
             times = [t for t, _ in caller.frames][25:]  # after the call's own set-up
@@ -187,6 +198,7 @@ async def concurrent(
         "resyncs": resyncs,
         "rss": gateway.rss_mb(),
         "callers_cpu": callers_cpu[0],
+        "speech_share": speech_s / call_s if call_s else float("nan"),
         "steps": [
             step
             for record in records
@@ -225,7 +237,8 @@ def main() -> None:
             uncached, cached = asyncio.run(typed(gateway))
             voice = asyncio.run(voice_calls(gateway, wavs, args.calls, args.parallel))
             reactions = asyncio.run(barge_ins(gateway, wavs, args.barge_ins))
-            loads = [asyncio.run(concurrent(gateway, wavs, n, args.seconds)) for n in levels]
+            # uvloop: the simulated callers take less of the CPU they share with the gateway
+            loads = [uvloop.run(concurrent(gateway, wavs, n, args.seconds)) for n in levels]
         finally:
             gateway.stop()
 

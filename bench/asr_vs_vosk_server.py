@@ -122,10 +122,10 @@ async def main(args: argparse.Namespace) -> str:
         + ratios(ours, theirs)
         + "\nWhy they differ: the reference makes a new KaldiRecognizer for every connection, "
         "which spends seconds of CPU expanding the model's lookahead graph before it runs at "
-        "full speed, and runs Kaldi on glibc malloc and (on this CPU) OpenBLAS's SSE3 kernels; "
-        "ours shares one precompiled graph (or keeps finished calls' recognizers warm), runs "
-        "on mimalloc with the CPU's own kernels, gates silence with a VAD, and sheds calls "
-        "instead of queueing without bound.\n" + NOTE
+        "full speed, and runs Kaldi on glibc malloc and the kernels OpenBLAS picks itself "
+        "(SSE3 ones on some newer Xeons); ours shares one precompiled graph (or keeps finished "
+        "calls' recognizers warm), runs on mimalloc with the CPU's own kernels, gates silence "
+        "with a VAD, and sheds calls instead of queueing without bound.\n" + NOTE
     )
 
 

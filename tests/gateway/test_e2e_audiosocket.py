@@ -132,10 +132,13 @@ async def test_dtmf_zero_transfers_by_hangup_and_route(gateway):
     peer = await RawPeer.connect(audiosocket_address(gateway))
     await peer.send(uuid_frame(call_id))
     for n in range(300):
-        await peer.send(audio_frame(Kind.AUDIO, SILENCE_8K))
-        if n == 20:
-            await peer.send(dtmf_frame("0"))
         if peer.task.done():
+            break
+        try:
+            await peer.send(audio_frame(Kind.AUDIO, SILENCE_8K))
+            if n == 20:
+                await peer.send(dtmf_frame("0"))
+        except ConnectionResetError:  # the gateway hung up between our check and this write
             break
         await asyncio.sleep(0.02)
     await peer.closed()

@@ -8,6 +8,8 @@ import platform
 import socket
 from pathlib import Path
 
+from services.common import native
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -44,7 +46,4 @@ def machine_note() -> str:
 
 def cpu_model() -> str:
     """The CPU's name: runs on different hosts differ by 15-30 % and in which kernels win."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or "unknown CPU"
+    return native.cpuinfo_field("model name") or platform.processor() or "unknown CPU"

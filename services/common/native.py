@@ -37,16 +37,21 @@ def openblas_coretype(flags: set[str]) -> str | None:
     return None
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+def cpuinfo_field(name: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first CPU's `name` line of /proc/cpuinfo (None where there is no such file)."""
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return set()
+        return None
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return set()
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    return set((cpuinfo_field("flags", cpuinfo) or "").split())
 
 
 def configure_openblas() -> str | None:

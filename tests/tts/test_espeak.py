@@ -52,3 +52,18 @@ def test_concurrent_calls_are_serialized_not_mixed(espeak: EspeakBackend) -> Non
     # mixed-up callback buffer (two syntheses interleaved) would change.
     assert all(len(r) == len(alone) for r in results)
     assert all(_rms(r) > 500 for r in results)
+
+
+def test_backends_created_and_dropped_while_others_speak_share_one_library() -> None:
+    # Each service, test and benchmark builds its own backend; the C library behind them is one
+    # global state, so a backend made (or collected) mid-synthesis must not re-initialise it.
+    text = "Приём показаний счётчиков с пятнадцатого по двадцать пятое число."
+
+    def speak(_: int) -> int:
+        backend = EspeakBackend()
+        return len(backend.render(text, "aidar", 8000))
+
+    with ThreadPoolExecutor(4) as pool:
+        lengths = list(pool.map(speak, range(16)))
+    # The male variants jitter the length by a few samples; a mixed-up buffer would double it.
+    assert max(lengths) < 1.02 * min(lengths) and min(lengths) > 8000 * 2 * 2

@@ -4,6 +4,8 @@ real libraries are checked in test_cli.py (`voicebot serve asr`)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,14 +38,27 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
 
 
 def test_this_machines_vosk_runs_the_kernels_its_cpu_has() -> None:
-    """The reason for it all: OpenBLAS 0.3 inside libvosk took this CPU for a 2004 Prescott."""
-    import vosk
+    """The reason for it all: OpenBLAS 0.3 inside libvosk took this CPU for a 2004 Prescott.
 
-    from services.asr import engine  # noqa: F401  (configures OpenBLAS before libvosk loads)
-
+    A fresh interpreter, as `voicebot serve` starts: OpenBLAS reads its setting once, when
+    libvosk loads, so in this process an earlier test may have loaded it first."""
+    script = (
+        "import services.asr, vosk, pathlib\n"
+        "from services.common import native\n"
+        "print(native.openblas_core(pathlib.Path(vosk.__file__).parent / 'libvosk.so'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
+        check=True,
+    )
+    core = run.stdout.strip()
+    assert core != "None"
     expected = native.openblas_coretype(native.cpu_flags())
-    core = native.openblas_core(Path(vosk.__file__).parent / "libvosk.so")
-    assert core is not None
     if expected:
         assert core == expected
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import websockets
 
-from bench.local import rss_mib
+from bench.local import product_env, rss_mib
 from services.common.audio import read_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def start_server(cmd: Sequence[str], port: int, env: dict[str, str] | None = Non
     # The server's log goes to a file: a pipe nobody reads would fill up and stall the server.
     log = tempfile.NamedTemporaryFile(prefix="asr-bench-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        list(cmd), env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        list(cmd), env=product_env(**(env or {})), stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.local import free_port, korean_model, rss_mib
+from bench.local import free_port, korean_model, product_env, rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,14 +56,13 @@ def start_gateway(**env: str) -> Gateway:
     """Start `voicebot serve`; extra VOICEBOT_* settings as keyword arguments."""
     port, as_port = free_port(), free_port()
     data_dir = tempfile.TemporaryDirectory(prefix="bench-gateway-")
-    environ = {
-        **os.environ,
-        "VOICEBOT_ASR_MODEL": str(korean_model()),
-        "VOICEBOT_DATA_DIR": data_dir.name,
-        "VOICEBOT_AUDIOSOCKET_PORT": str(as_port),
-        "VOICEBOT_LOG_LEVEL": "WARNING",
+    environ = product_env(
+        VOICEBOT_ASR_MODEL=str(korean_model()),
+        VOICEBOT_DATA_DIR=data_dir.name,
+        VOICEBOT_AUDIOSOCKET_PORT=str(as_port),
+        VOICEBOT_LOG_LEVEL="WARNING",
         **env,
-    }
+    )
     start = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],

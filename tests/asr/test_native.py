@@ -63,6 +63,15 @@ def test_this_machines_vosk_runs_the_kernels_its_cpu_has() -> None:
         assert core == expected
 
 
+def test_an_admins_openblas_coretype_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
+    assert native.configure_openblas() == "Zen"
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.setattr(native, "cpu_flags", lambda: AVX512)
+    monkeypatch.setattr(native.platform, "machine", lambda: "x86_64")
+    assert native.configure_openblas() == "SkylakeX"
+
+
 @pytest.fixture
 def execs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str], dict[str, str]]]:
     calls: list[tuple[str, list[str], dict[str, str]]] = []

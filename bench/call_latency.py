@@ -52,7 +52,6 @@ KOREAN = [
     "영업 시간은 오전 아홉 시부터 오후 여섯 시까지입니다. 다시 한 번 말씀해 주시겠어요.",
     "서울 부산 대구 인천 광주 대전 울산. 하나 둘 셋 넷 다섯 여섯 일곱 여덟.",
 ]
-CYCLE_S = 15.0  # one benchmark call (measured): greeting, ~5 s of speech, the reply, hang-up
 # A caller's pause after the greeting before speaking (s). Callers are not clones: with every
 # caller the same (same question, no pause) one slow moment lines all calls up for good, and
 # the load becomes a sawtooth no call centre sees (measured at 50 calls: 12 s with the pool
@@ -136,13 +135,30 @@ async def barge_ins(gateway: Gateway, wavs: list[Path], calls: int) -> list[floa
     return reactions
 
 
+async def call_cycle(gateway: Gateway, wavs: list[Path]) -> float:
+    """One benchmark call's length (s), dial to hang-up, alone: greeting, a pause, the question,
+    the reply. Measured, not assumed: callers dialling in over a ramp shorter than this leave a
+    gap in every cycle, and the load pulses (a 15 s ramp on 19.6 s calls crowded 50 callers'
+    speech into three quarters of each cycle)."""
+    lengths = []
+    for wav in wavs:
+        caller = AudioSocketCaller(gateway.audiosocket, gateway.http, sample_rate=8000)
+        dialled = time.monotonic()
+        await asyncio.wait_for(caller.run([Turn("wav", str(wav), pause_s=sum(THINK_S) / 2)]), 90)
+        lengths.append(time.monotonic() - dialled)
+    return sum(lengths) / len(lengths)
+
+
 async def concurrent(
-    gateway: Gateway, wavs: list[Path], calls: int, seconds: float, ramp: float = CYCLE_S
+    gateway: Gateway, wavs: list[Path], calls: int, seconds: float, ramp: float | None = None
 ) -> dict:
     """`calls` callers redialling; caller speech is about a third of each call. Callers dial in
     at random points of the first `ramp` seconds (one call's length), so they are out of phase,
     as real callers are: all starting together would have them all talking at the same moments
-    of every call. Only calls dialled after the ramp, within `seconds`, are counted."""
+    of every call. Only calls dialled after the ramp, within `seconds`, are counted. The ramp
+    is measured (`call_cycle`) unless given."""
+    if ramp is None:
+        ramp = await call_cycle(gateway, wavs)
     latencies: list[float] = []
     late_frames = frames = 0
     speech_s = call_s = 0.0  # the callers' share of speech in the calls counted
@@ -238,7 +254,8 @@ def main() -> None:
             voice = asyncio.run(voice_calls(gateway, wavs, args.calls, args.parallel))
             reactions = asyncio.run(barge_ins(gateway, wavs, args.barge_ins))
             # uvloop: the simulated callers take less of the CPU they share with the gateway
-            loads = [uvloop.run(concurrent(gateway, wavs, n, args.seconds)) for n in levels]
+            cycle = asyncio.run(call_cycle(gateway, wavs))
+            loads = [uvloop.run(concurrent(gateway, wavs, n, args.seconds, cycle)) for n in levels]
         finally:
             gateway.stop()
 
@@ -249,7 +266,7 @@ def main() -> None:
         f"| {x['calls']} | {x['turns']} | {x['p50']:.0f} | {x['p95']:.0f} "
         f"| {percentile([s['backlog'] for s in x['steps']], 95):.0f} "
         f"| {percentile([s['ASR final'] for s in x['steps']], 95):.0f} "
-        f"| {x['cpu'] * 100:.0f}% | {x['callers_cpu'] * 100:.0f}% "
+        f"| {x['speech_share'] * 100:.0f}% | {x['cpu'] * 100:.0f}% | {x['callers_cpu'] * 100:.0f}% "
         f"| {x['late']} of {x['frames']} | {x['resyncs']} | {x['rss']:.0f} MB |"
         for x in loads
     )
@@ -307,15 +324,16 @@ includes the 120 ms of speech the VAD needs before it counts,
 
 ## 4. Concurrent AudioSocket calls ({args.seconds:g} s per level)
 
-Each caller listens to the greeting, speaks ~4-6 s of Korean, hears the reply, and redials
-(speech about a third of the call). Callers dial in at random points of the first {CYCLE_S:g} s
-(one call's length), so they are out of phase as real callers are; calls dialled in that ramp
-are not counted. Late frames: gaps > 100 ms in the audio the caller receives. The simulated
-callers run on the same 2 cores (their CPU is shown): on a real line they are elsewhere.
+Each caller listens to the greeting, pauses 0.3-2 s, speaks 6-7 s of Korean, hears the reply,
+and redials (caller speech: its share of the calls' time). Callers dial in at random points of
+the first {cycle:.1f} s (one call's length, measured alone), so they are out of phase as real
+callers are; calls dialled in that ramp are not counted. Late frames: gaps > 100 ms in the audio
+the caller receives. The simulated callers run on the same 2 cores (their CPU is shown): on a
+real line they are elsewhere.
 
-| calls | turns | v2v p50 ms | v2v p95 ms | backlog p95 ms | ASR final p95 ms | \
+| calls | turns | v2v p50 ms | v2v p95 ms | backlog p95 ms | ASR final p95 ms | caller speech | \
 gateway CPU (1 core = 100%) | callers' CPU | late frames | pacer restarts | gateway RSS |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {load_rows}
 
 Pacing drift over 10 minutes: bench/results/call_pacing.md.

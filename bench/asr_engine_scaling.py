@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--static-graph", type=Path, default=STATIC, help="compiled graph folder")
     args = parser.parse_args()
-    # As `voicebot serve` runs Kaldi: on mimalloc, with OpenBLAS kernels for this CPU.
+    # As `voicebot serve` runs Kaldi: on mimalloc, with OpenBLAS kernels for this CPU (not the
+    # ones this machine's environment names: see bench/local.py product_env).
+    os.environ.pop("OPENBLAS_CORETYPE", None)
     native.reexec_with_allocator("bench.asr_engine_scaling", "mimalloc")
     native.configure_openblas()
     import vosk

@@ -186,6 +186,8 @@ class VoskRecognizer:
             "warm_recognizers": len(self._idle),
             "allocator": native.allocator_in_use(),
             "openblas_core": native.openblas_core(Path(vosk.__file__).parent / "libvosk.so"),
+            # Differs from the above where the environment names other kernels (an admin's word).
+            "openblas_cpu_pick": native.openblas_coretype(native.cpu_flags()),
             **self.pool.describe(),
         }
 

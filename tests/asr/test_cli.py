@@ -87,7 +87,7 @@ async def test_voicebot_serve_asr_answers_a_vosk_client(
         assert ready["asr"]["allocator"] == "mimalloc"
         assert "libmimalloc" in Path(f"/proc/{server.pid}/maps").read_text()
         if expected := native.openblas_coretype(native.cpu_flags()):
-            assert ready["asr"]["openblas_core"] == expected
+            assert ready["asr"]["openblas_core"] == ready["asr"]["openblas_cpu_pick"] == expected
         async with websockets.connect(f"ws://127.0.0.1:{port}") as ws:
             await ws.send('{ "config" : { "sample_rate" : 8000 } }')
             pcm = sentence.at(8000)

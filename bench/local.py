@@ -48,8 +48,12 @@ def machine_note() -> str:
     load = os.getloadavg()[0]  # includes the benchmark run just before, if any (~1 per core)
     state = "no other work" if load < 1.5 else "busy: figures are indicative; re-run on a quiet one"
     kernels = native.openblas_coretype(native.cpu_flags()) or "OpenBLAS's own pick"
-    dropped = os.environ.get("OPENBLAS_CORETYPE")
-    override = f"; the environment's OPENBLAS_CORETYPE={dropped} is dropped" if dropped else ""
+    named = os.environ.get("OPENBLAS_CORETYPE")
+    override = (
+        f"; the environment's OPENBLAS_CORETYPE={named} is dropped"
+        if named and named != kernels
+        else ""
+    )
     return (
         f"Machine: {os.cpu_count()} cores ({cpu_model()}), 1-min load average before the run "
         f"{load:.2f} ({state}). Servers under test run OpenBLAS kernels {kernels} (from the "

@@ -19,6 +19,7 @@ import uuid
 import httpx
 
 from bench.call_gateway import percentile, start_gateway, write_results
+from bench.local import machine_note
 from services.gateway.audiosocket.protocol import FrameDecoder, Kind, audio_frame, uuid_frame
 
 SILENCE = b"\0" * 320
@@ -55,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0)
     args = parser.parse_args()
+    machine = machine_note()  # before the run: its load average is the machine's, not ours
     gateway = start_gateway(VOICEBOT_CALL_SILENCE_TIMEOUT_S="100000")
     try:
         call_id, arrivals = asyncio.run(hold_call(gateway.audiosocket, args.seconds))
@@ -76,8 +78,7 @@ def main() -> None:
 
 `.venv/bin/python -m bench.call_pacing --seconds {args.seconds:g}` — one
 {args.seconds / 60:.1f}-minute AudioSocket call on a real `voicebot serve`, measured by the
-caller (same machine, same monotonic clock). The 2-core machine was shared with other
-agents' builds and tests while this ran.
+caller (same machine, same monotonic clock). {machine}
 
 | measure | value |
 |---|---:|

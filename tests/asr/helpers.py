@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -24,6 +25,12 @@ class Speech:
 
     def at(self, rate: int) -> bytes:
         return self.pcm8k if rate == 8000 else self.pcm16k
+
+
+def env_without_kernel_override() -> dict[str, str]:
+    """This environment minus OPENBLAS_CORETYPE: a process started with it picks OpenBLAS's
+    kernels from the CPU's flags (these machines export one; an admin's value wins)."""
+    return {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
 
 
 def silence(seconds: float, rate: int) -> bytes:

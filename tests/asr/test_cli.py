@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from services.asr.cli import asr_command
 from services.common import native
 from services.common.audio import read_wav, write_wav
 
-from .helpers import SENTENCE, Speech
+from .helpers import SENTENCE, Speech, env_without_kernel_override
 
 
 def cli() -> typer.Typer:
@@ -64,14 +63,11 @@ async def test_voicebot_serve_asr_answers_a_vosk_client(
     """`voicebot serve asr --port N` as a user starts it, spoken to like vosk's test.py does."""
     port = free_port()
     cmd = [sys.executable, "-m", "services.cli", "serve", "asr", "--port", str(port)]
-    # Without the machine's own OPENBLAS_CORETYPE (an admin's setting wins, tested apart), so
-    # the server picks the kernels from the CPU's flags.
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     server = subprocess.Popen(
         [*cmd, "--model", str(korean_model_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env=env,
+        env=env_without_kernel_override(),  # an admin's setting wins: test_native.py
     )
     try:
         async with httpx.AsyncClient() as client:

@@ -4,7 +4,6 @@ real libraries are checked in test_cli.py (`voicebot serve asr`)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from services.common import native
+
+from .helpers import env_without_kernel_override
 
 AVX512 = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
@@ -47,12 +48,11 @@ def test_this_machines_vosk_runs_the_kernels_its_cpu_has() -> None:
         "from services.common import native\n"
         "print(native.openblas_core(pathlib.Path(vosk.__file__).parent / 'libvosk.so'))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     run = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
-        env=env,
+        env=env_without_kernel_override(),
         cwd=Path(__file__).parents[2],
         check=True,
     )

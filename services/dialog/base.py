@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
 Decision = Literal["answer", "clarify", "handoff"]
+
+
+class Act(StrEnum):
+    """Conversation acts every KB understands (services/dialog/acts.yaml), whatever its topic."""
+
+    BYE = "bye"  # the caller says goodbye: a farewell, then the call ends
+    THANKS = "thanks"
+    YES = "yes"
+    NO = "no"
+    REPEAT = "repeat"  # say the last thing again
+    HELLO = "hello"  # «алло, вы меня слышите?»
+    OPERATOR = "operator"  # the caller asks for a person
+
+
+class Reason(StrEnum):
+    """Why a turn did not get a plain answer: why the call is handed off, or NOT_UNDERSTOOD."""
+
+    SCENARIO = "scenario"  # the scenario's own `handoff:` (Reply.intent names it)
+    OPERATOR = "operator"  # the caller asked for a person
+    # Nothing understood: the bot asks to rephrase (decision "clarify"). The gateway counts
+    # these in a row and hands the call off at its limit (CallPolicy.max_nomatch).
+    NOT_UNDERSTOOD = "not_understood"
+    CLARIFY_REFUSED = "clarify_refused"  # «нет» to «Вы имеете в виду … или …?»
+    STILL_AMBIGUOUS = "still_ambiguous"  # ambiguous again right after a clarify question
+    SLOT_NOT_UNDERSTOOD = "slot_not_understood"  # no slot value after one retry
+    MENU_NOT_UNDERSTOOD = "menu_not_understood"  # a key not in the menu, twice
 
 
 class Alternative(BaseModel):
@@ -41,7 +68,8 @@ class Reply(BaseModel):
     alternatives: list[Alternative] = []
     handoff_queue: str | None = None  # set when decision == "handoff"
     handoff_skill: str | None = None  # operator skill the scenario asks for, if any
-    handoff_reason: str | None = None
+    reason: Reason | None = None  # set on handoffs and on NOT_UNDERSTOOD rephrase prompts
+    act: Act | None = None  # the conversation act the caller's turn was, if it was one
     end_call: bool = False  # goodbye: hang up after speaking
     expect: Expect | None = None  # how to listen for the next caller turn; None: as usual
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from services.dialog import schema
+from services.dialog.acts import KBActs, link
+from services.dialog.base import Act
 from services.dialog.schema import EntityList, KBFile, Scenario, Settings
 
 Path_ = tuple[str | int, ...]
@@ -80,6 +83,7 @@ class KnowledgeBase:
     files: list[str] = field(default_factory=list)
     # scenario id -> (source, path of the scenario inside its file), for lint messages
     where: dict[str, tuple[Source, Path_]] = field(default_factory=dict)
+    acts: KBActs = field(default_factory=lambda: link({}))  # built-in acts + the KB's overrides
 
     def location(self, scenario_id: str, *sub: str | int) -> tuple[str, int | None]:
         source, path = self.where[scenario_id]
@@ -230,7 +234,7 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
     def add(severity: Severity, sub: Path_, message: str, fix: str) -> None:
         issues.append(source.issue(severity, (*path, *sub), f"scenario `{sc.id}`: {message}", fix))
 
-    if not sc.examples:
+    if not sc.examples and sc.act is None:  # an act is understood from its built-in phrases
         add(
             "error",
             ("examples",),
@@ -238,7 +242,7 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
             "add a few `examples:` the way callers would ask",
         )
     if sc.action != "repeat":
-        if not sc.answers:
+        if not sc.answers and sc.act is None:  # an act without answers says the built-in ones
             add(
                 "error",
                 ("answers",),
@@ -271,6 +275,7 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
                 "delete the repeated line",
             )
         seen.add(key)
+    _check_act(sc, add)
     for name, slot in sc.slots.items():
         if (slot.entity is None) == (slot.digits is None):
             add(
@@ -357,6 +362,38 @@ def _check_scenario(sc: Scenario, kb: KnowledgeBase) -> list[Issue]:
     return issues
 
 
+# `action:` each act implies: a goodbye ends the call, «повторите» repeats, the rest answer.
+ACT_ACTION = {Act.BYE: "end_call", Act.REPEAT: "repeat"}
+
+
+def _check_act(sc: Scenario, add: Callable[[Severity, Path_, str, str], None]) -> None:
+    if sc.act is None:
+        return
+    action = ACT_ACTION.get(sc.act, "answer")
+    if sc.action not in ("answer", action):
+        add(
+            "error",
+            ("action",),
+            f"`act: {sc.act}` and `action: {sc.action}` contradict each other",
+            f"remove `action:` (`act: {sc.act}` already does what it needs)",
+        )
+    if sc.handoff is not None and sc.act is not Act.OPERATOR:
+        add(
+            "error",
+            ("handoff",),
+            f"`act: {sc.act}` cannot hand the call off"
+            + (": a goodbye is never transferred to an operator" if sc.act is Act.BYE else ""),
+            "remove `handoff:`; only `act: operator` transfers the call",
+        )
+    if sc.act is Act.REPEAT and sc.answers:
+        add(
+            "warning",
+            ("answers",),
+            "`act: repeat` says the last thing again; its answers are never used",
+            "remove `answers:`",
+        )
+
+
 def _merge(
     files: list[tuple[KBFile, Source]], directory: Path
 ) -> tuple[KnowledgeBase, list[Issue]]:
@@ -441,6 +478,21 @@ def _merge(
                 "name the scenario whose answer reads the main key menu",
             )
         )
+    declared: dict[Act, str] = {}
+    for sc in kb.scenarios.values():
+        first = declared.setdefault(sc.act, sc.id) if sc.act else sc.id
+        if first != sc.id:
+            source, path = kb.where[sc.id]
+            ofile, oline = kb.location(first)
+            issues.append(
+                source.issue(
+                    "error",
+                    (*path, "act"),
+                    f"`act: {sc.act}` is already scenario `{first}` ({ofile}:{oline})",
+                    "keep one scenario per act: move these examples and answers there",
+                )
+            )
+    kb.acts = link(kb.scenarios, kb.settings.fillers)
     owner_of: dict[str, str] = {}
     for sc in kb.scenarios.values():
         issues.extend(_check_scenario(sc, kb))

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.dialog.base import Act
+
 
 class _Strict(BaseModel):
     # Unknown keys are errors: a misspelt key must never be silently ignored.
@@ -79,6 +81,12 @@ class Scenario(_Strict):
         "answer",
         description="`repeat`: say the last answer again; `end_call`: hang up after the answer",
     )
+    act: Act | None = Field(
+        None,
+        description="this scenario is the KB's own version of a built-in conversation act "
+        "(bye, thanks, yes, no, repeat, hello, operator): its answers and handoff queue replace "
+        "the built-in ones, its examples are added to the act's phrases",
+    )
     slots: dict[str, Slot] = Field(
         default_factory=dict, description="values used as {name} in answers"
     )
@@ -94,6 +102,12 @@ class Scenario(_Strict):
     tests: list[str] = Field(
         default_factory=list, description="phrases `voicebot kb test` checks match this scenario"
     )
+
+    @field_validator("act", mode="before")
+    @classmethod
+    def _yes_no_as_words(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `act: yes` / `act: no` as true / false.
+        return {True: "yes", False: "no"}.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("menu", mode="before")
     @classmethod

@@ -1,14 +1,16 @@
-"""One call's dialogue: context (repeat, open topic), clarify questions, key menus, slot filling."""
+"""One call's dialogue: conversation acts, context (repeat, open topic), clarify questions, key
+menus, slot filling."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from services.dialog.base import Decision, Expect, Reply
+from services.dialog.acts import Heard
+from services.dialog.base import Act, Decision, Expect, Reason, Reply
 from services.dialog.entities import Found
 from services.dialog.matcher import Match
-from services.dialog.schema import EntityValue, Slot
+from services.dialog.schema import EntityValue, Scenario, Slot
 
 if TYPE_CHECKING:
     from services.dialog.engine import Snapshot
@@ -67,6 +69,7 @@ class _PendingClarify:
     first: str
     second: str
     confidence: float
+    asked_again: bool = False  # «да» to «… или …?» got «Уточните, пожалуйста: … или …?»
 
 
 @dataclass
@@ -106,7 +109,8 @@ class Session:
         self._last: Reply | None = None  # last thing the bot said (for «повторите»)
         self._topic: str | None = None  # scenario of the last answer (for «а в выходные?»)
         self._pending: _PendingSlot | _PendingClarify | _PendingMenu | None = None
-        self._turns: dict[str, int] = {}  # answers given per scenario: rotates the variants
+        self._turns: dict[str, int] = {}  # answers given per scenario or act: rotates variants
+        self._offer = False  # the bot's last words asked a yes/no question («Могу ещё …?»)
 
     def greeting(self) -> str:
         text = self.settings.greeting
@@ -116,6 +120,14 @@ class Session:
     def respond(self, utterance: str) -> Reply:
         reply = self._respond(utterance)
         reply.expect = self.expecting()
+        # «Пожалуйста! Могу ещё чем-нибудь помочь?», or a scenario's followup: «да» / «нет» /
+        # «спасибо» next answer it.
+        self._offer = (
+            self._pending is None
+            and reply.decision == "answer"
+            and not reply.end_call
+            and reply.answer.rstrip().endswith("?")
+        )
         return reply
 
     def expecting(self) -> Expect | None:
@@ -145,8 +157,15 @@ class Session:
         return None
 
     def _respond(self, utterance: str) -> Reply:
+        heard = self.snap.kb.acts.recognize(utterance)
         match, found = self.snap.match(utterance, context=self._topic)
         pending, self._pending = self._pending, None
+        if heard.only_acts:  # «пока», «да», «алло, вы меня слышите?», «оператора»
+            reply = self._act_turn(utterance, match, heard, pending)
+            if reply is not None:
+                return reply
+        elif heard.acts:  # «спасибо, а когда работает линия»: the question, not the act
+            match, found = self._question(heard, match, found)
         main = self.settings.main_menu
         if pending is None and main and utterance.strip().isdigit():
             pending = _PendingMenu(main, self.snap.scenario(main).menu, heard=False)
@@ -158,7 +177,7 @@ class Session:
                 return self._answer(utterance, match, pending.intent, found, 1.0)
             if key is not None:
                 if pending.retried:
-                    return self._handoff(utterance, match, "menu_not_understood")
+                    return self._handoff(utterance, match, Reason.MENU_NOT_UNDERSTOOD)
                 pending.retried = True
                 self._pending = pending
                 options = self.snap.menu_options(pending.options)
@@ -167,7 +186,7 @@ class Session:
         elif isinstance(pending, _PendingClarify):
             choice = self._pick(match, pending)
             if choice == "refuse":
-                return self._handoff(utterance, match, "clarify_refused")
+                return self._handoff(utterance, match, Reason.CLARIFY_REFUSED)
             if choice is not None:
                 return self._answer(utterance, match, choice, found, pending.confidence)
         elif isinstance(pending, _PendingSlot):
@@ -182,7 +201,7 @@ class Session:
             keyed = slot.digits is not None and any(t.isdigit() for t in match.tokens)
             if keyed or match.decision != "answer" or match.ranked[0].intent == pending.intent:
                 if pending.retried:
-                    return self._handoff(utterance, match, "slot_not_understood")
+                    return self._handoff(utterance, match, Reason.SLOT_NOT_UNDERSTOOD)
                 pending.retried = True
                 self._pending = pending
                 prompt = self.settings.slot_retry.format(prompt=slot.prompt)
@@ -194,29 +213,141 @@ class Session:
                     prompt,
                     slots=_shown(pending.filled),
                 )
-        if not match.tokens and not (
-            self._last and self._last.answer == self.settings.not_understood
-        ):
-            # only fillers or noise («алло?», «э-э»): ask once more before calling a person
-            return self._say(utterance, match, "clarify", None, self.settings.not_understood)
         if match.decision == "handoff" or match.top is None:
-            return self._handoff(
-                utterance, match, "low_confidence" if match.top else "not_understood"
+            if Act.OPERATOR in heard.acts:  # nothing else understood, but a person was named
+                return self._act(utterance, match, Act.OPERATOR)
+            # Ask to rephrase; an open question stays open. The gateway counts these in a row.
+            self._pending = pending
+            return self._say(
+                utterance,
+                match,
+                "clarify",
+                None,
+                self.settings.not_understood,
+                reason=Reason.NOT_UNDERSTOOD,
             )
         top = match.ranked[0].intent
         if match.decision == "clarify" and not isinstance(pending, _PendingClarify):
             second = match.ranked[1].intent
             self._pending = _PendingClarify(top, second, match.confidence)
-            question = self.settings.clarify.format(
-                first=self.snap.scenario(top).display_topic,
-                second=self.snap.scenario(second).display_topic,
-            )
+            question = self._clarify_text(self.settings.clarify, top, second)
             return self._say(utterance, match, "clarify", top, question)
         if match.decision == "clarify":  # asked once already: a person will sort it out
-            return self._handoff(utterance, match, "still_ambiguous")
-        if self.snap.scenario(top).action == "repeat":
+            return self._handoff(utterance, match, Reason.STILL_AMBIGUOUS)
+        if self.snap.kb.acts.linked.get(top) is Act.REPEAT:
             self._pending = pending  # repeating does not cancel an open question
         return self._answer(utterance, match, top, found, match.confidence)
+
+    # --- conversation acts ----------------------------------------------------------------------
+
+    def _act_turn(
+        self,
+        utterance: str,
+        match: Match,
+        heard: Heard,
+        pending: _PendingSlot | _PendingClarify | _PendingMenu | None,
+    ) -> Reply | None:
+        """A turn made only of acts; None: let the open question take it (a slot's value)."""
+        act = heard.primary(self._offer)
+        if act in (Act.YES, Act.NO):
+            if isinstance(pending, _PendingSlot):
+                return None
+            if isinstance(pending, _PendingClarify):
+                if act is Act.NO:
+                    return self._handoff(utterance, match, Reason.CLARIFY_REFUSED)
+                if pending.asked_again:
+                    return self._handoff(utterance, match, Reason.STILL_AMBIGUOUS)
+                pending.asked_again = True
+                self._pending = pending
+                again = self.snap.kb.acts.texts.clarify_again
+                text = self._clarify_text(again, pending.first, pending.second)
+                return self._say(utterance, match, "clarify", pending.first, text, act=act)
+            if self._offer and act is Act.YES:  # «Могу ещё чем-нибудь помочь?» — «да»
+                text = self.snap.kb.acts.texts.yes_after_offer
+                return self._say(utterance, match, "answer", None, text, score=1.0, act=act)
+        if self._offer and act in (Act.NO, Act.THANKS):  # «нет», «спасибо»: nothing more
+            return self._act(utterance, match, Act.BYE, heard=act)
+        if act in (Act.REPEAT, Act.HELLO):  # neither cancels an open question
+            self._pending = pending
+        if act is Act.HELLO and (pending is not None or self._offer) and self._last:
+            text = self.snap.kb.acts.texts.hello_open.format(last=self._last.answer)
+            return self._say(utterance, match, "answer", None, text, score=1.0, act=act)
+        return self._act(utterance, match, act)
+
+    def _act(
+        self,
+        utterance: str,
+        match: Match,
+        act: Act,
+        scenario: Scenario | None = None,
+        heard: Act | None = None,
+    ) -> Reply:
+        """Say the act's answer: the matched scenario's, the KB's override's, or the built-in."""
+        acts = self.snap.kb.acts
+        source = acts.source(act, scenario)
+        intent = source.id if source else None
+        if act is Act.REPEAT:
+            if self._last is None:
+                text = self.settings.nothing_to_repeat
+                return self._say(utterance, match, "answer", intent, text, score=1.0, act=act)
+            return self._last.model_copy(
+                update={
+                    "text": utterance,
+                    "intent": intent,
+                    "score": 1.0,
+                    "alternatives": self.snap.alternatives(match),
+                    "act": act,
+                }
+            )
+        answers = acts.answers(act, scenario)
+        key = intent or act.value
+        count = self._turns.get(key, 0)
+        self._turns[key] = count + 1
+        text = answers[count % len(answers)]
+        if act is Act.OPERATOR:
+            handoff = source.handoff if source else None
+            return self._say(
+                utterance,
+                match,
+                "handoff",
+                intent,
+                text,
+                score=1.0,
+                queue=handoff.queue if handoff else self.settings.handoff_queue,
+                skill=handoff.skill if handoff else None,
+                reason=Reason.OPERATOR,
+                act=act,
+            )
+        return self._say(
+            utterance,
+            match,
+            "answer",
+            intent,
+            text,
+            score=1.0,
+            end_call=act is Act.BYE,
+            act=heard or act,
+        )
+
+    def _question(
+        self, heard: Heard, match: Match, found: list[Found]
+    ) -> tuple[Match, list[Found]]:
+        """A question said with act words: when those words pulled it to an act scenario (or it
+        was not understood), match it again without them and keep that if it is answered."""
+        top = match.top.intent if match.top else None
+        if match.decision == "answer" and top not in self.snap.kb.acts.linked:
+            return match, found
+        again, found_again = self.snap.match(heard.rest, context=self._topic)
+        if again.decision == "answer" and again.ranked[0].intent not in self.snap.kb.acts.linked:
+            return again, found_again
+        return match, found
+
+    def _clarify_text(self, template: str, first: str, second: str) -> str:
+        """«Вы имеете в виду {first} или {second}?» with the two scenarios' topics."""
+        return template.format(
+            first=self.snap.scenario(first).display_topic,
+            second=self.snap.scenario(second).display_topic,
+        )
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -250,19 +381,9 @@ class Session:
         filled: dict[str, SlotValue] | None = None,
     ) -> Reply:
         scenario = self.snap.scenario(intent)
-        if scenario.action == "repeat":
-            if self._last is None:
-                return self._say(
-                    utterance, match, "answer", intent, self.settings.nothing_to_repeat
-                )
-            return self._last.model_copy(
-                update={
-                    "text": utterance,
-                    "intent": intent,
-                    "score": round(match.confidence, 4),
-                    "alternatives": self.snap.alternatives(match),
-                }
-            )
+        act = self.snap.kb.acts.linked.get(intent)
+        if act is not None:  # the KB's own «до свидания», «оператора», «повторите»
+            return self._act(utterance, match, act, scenario)
         values: dict[str, SlotValue] = dict(filled or {})
         for name, slot in scenario.slots.items():
             if name in values:
@@ -301,20 +422,11 @@ class Session:
                 slots=slots,
                 queue=scenario.handoff.queue,
                 skill=scenario.handoff.skill,
-                reason=f"scenario:{intent}",
+                reason=Reason.SCENARIO,
             )
-        return self._say(
-            utterance,
-            match,
-            "answer",
-            intent,
-            text,
-            score=conf,
-            slots=slots,
-            end_call=scenario.action == "end_call",
-        )
+        return self._say(utterance, match, "answer", intent, text, score=conf, slots=slots)
 
-    def _handoff(self, utterance: str, match: Match, reason: str) -> Reply:
+    def _handoff(self, utterance: str, match: Match, reason: Reason) -> Reply:
         intent = match.top.intent if match.top else None
         return self._say(
             utterance,
@@ -338,7 +450,8 @@ class Session:
         slots: dict[str, str] | None = None,
         queue: str | None = None,
         skill: str | None = None,
-        reason: str | None = None,
+        reason: Reason | None = None,
+        act: Act | None = None,
         end_call: bool = False,
     ) -> Reply:
         reply = Reply(
@@ -351,7 +464,8 @@ class Session:
             alternatives=self.snap.alternatives(match),
             handoff_queue=queue,
             handoff_skill=skill,
-            handoff_reason=reason,
+            reason=reason,
+            act=act,
             end_call=end_call,
         )
         self._last = reply

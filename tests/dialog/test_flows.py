@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.dialog.base import Reason
 from services.dialog.engine import DialogEngine
 
 
@@ -100,7 +101,7 @@ def test_slot_not_understood_twice_hands_off(demo_engine: DialogEngine) -> None:
     retry = s.respond("ну это самое")
     assert retry.decision == "clarify" and "В каком регионе?" in retry.answer
     r = s.respond("ээ не знаю")
-    assert r.decision == "handoff" and r.handoff_reason == "slot_not_understood"
+    assert r.decision == "handoff" and r.reason == "slot_not_understood"
 
 
 def test_operator_at_any_time_hands_off(demo_engine: DialogEngine) -> None:
@@ -133,13 +134,23 @@ def test_answer_variants_rotate(demo_engine: DialogEngine) -> None:
     assert first != second
 
 
-def test_only_fillers_asks_again_then_hands_off(demo_engine: DialogEngine) -> None:
+def test_noise_and_out_of_scope_ask_to_rephrase_each_time(demo_engine: DialogEngine) -> None:
+    """The session never hands off on its own for a misunderstood turn: it says so, typed, and
+    the gateway counts them in a row (CallPolicy.max_nomatch; tests/gateway/test_e2e_nomatch)."""
     s = demo_engine.new_session()
-    r = s.respond("алло? алло")
-    assert (r.decision, r.intent) == ("clarify", None)
-    assert r.answer == demo_engine.snapshot.kb.settings.not_understood
-    r = s.respond("э-э ну")
-    assert (r.decision, r.handoff_reason) == ("handoff", "not_understood")
+    for text in ("э-э ну", "какая завтра погода", "ммм"):
+        r = s.respond(text)
+        assert (r.decision, r.intent, r.reason) == ("clarify", None, Reason.NOT_UNDERSTOOD)
+        assert r.answer == demo_engine.snapshot.kb.settings.not_understood
+
+
+def test_an_open_question_stays_open_after_a_misunderstood_turn(demo_engine) -> None:
+    s = demo_engine.new_session()
+    asked = s.respond("телефон")
+    assert asked.decision == "clarify"
+    assert s.respond("какая завтра погода").reason is Reason.NOT_UNDERSTOOD
+    picked = s.respond("первое")
+    assert (picked.decision, picked.intent) == ("answer", asked.alternatives[0].intent)
 
 
 def test_handoff_carries_queue_and_skill(write_kb) -> None:
@@ -157,4 +168,7 @@ def test_handoff_carries_queue_and_skill(write_kb) -> None:
     )
     r = DialogEngine.load(kb_dir).new_session().respond("хочу поговорить с врачом про ковид")
     assert (r.decision, r.handoff_queue, r.handoff_skill) == ("handoff", "medics", "covid")
-    assert r.handoff_reason == "scenario:covid_doctor" and r.answer == "Соединяю с дежурным врачом."
+    assert (r.reason, r.intent) == (
+        Reason.SCENARIO,
+        "covid_doctor",
+    ) and r.answer == "Соединяю с дежурным врачом."

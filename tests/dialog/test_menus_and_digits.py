@@ -48,7 +48,7 @@ def test_key_not_in_the_menu_retries_once_with_the_options_then_hands_off(demo_e
     assert r.decision == "clarify" and r.answer == f"В меню нет такого номера. {OPTIONS}"
     assert r.expect is not None and r.expect.kind == "menu"
     r = s.respond("восемь")
-    assert (r.decision, r.handoff_reason, r.handoff_queue) == (
+    assert (r.decision, r.reason, r.handoff_queue) == (
         "handoff",
         "menu_not_understood",
         "operators",
@@ -116,7 +116,7 @@ def test_digits_out_of_bounds_retry_once_then_hand_off(demo_engine: DialogEngine
     assert r.decision == "clarify" and r.answer.startswith("Не расслышал. Наберите")
     assert r.expect is not None and r.expect.slot == "payer"
     r = s.respond("123456789012")
-    assert (r.decision, r.handoff_reason) == ("handoff", "slot_not_understood")
+    assert (r.decision, r.reason) == ("handoff", "slot_not_understood")
 
 
 def test_operator_during_digit_entry_hands_off(demo_engine: DialogEngine) -> None:

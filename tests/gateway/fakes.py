@@ -9,7 +9,7 @@ import numpy as np
 
 from services.asr.base import Endpointing, Hypothesis
 from services.common.audio import frame_bytes
-from services.dialog.base import Expect, Reply
+from services.dialog.base import Expect, Reason, Reply
 from services.gateway.engines import Engines
 
 
@@ -116,7 +116,7 @@ class FakeSession:
                 score=0.9,
                 answer="Соединяю",
                 handoff_queue="operators",
-                handoff_reason="asked",
+                reason=Reason.OPERATOR,
             )
         if "пока" in utterance:
             return Reply(
@@ -129,7 +129,14 @@ class FakeSession:
             )
         if "вопрос" in utterance or utterance.isdigit():
             return Reply(text=utterance, decision="answer", intent="faq", score=0.8, answer="Ответ")
-        return Reply(text=utterance, decision="clarify", intent=None, score=0.1, answer="Не поняла")
+        return Reply(
+            text=utterance,
+            decision="clarify",
+            intent=None,
+            score=0.1,
+            answer="Не поняла",
+            reason=Reason.NOT_UNDERSTOOD,
+        )
 
 
 class FakeDialog:

@@ -29,7 +29,7 @@ from services.asr.base import (
 )
 from services.common.audio import FRAME_MS, frame_bytes, resample
 from services.common.logging import get_logger
-from services.dialog.base import Expect, Reply
+from services.dialog.base import Expect, Reason, Reply
 from services.gateway.call import events as ev
 from services.gateway.call.listener import Heard, Listener
 from services.gateway.call.pacer import Pacer
@@ -453,18 +453,19 @@ class Call:
             self._set(State.LISTENING)
             return
         turn.latency_ms["matched"] = _ms(turn_end)
-        self._nomatch = (
-            self._nomatch + 1 if reply.intent is None and reply.decision != "handoff" else 0
-        )
+        # The dialog asks to rephrase what it did not understand; the policy's limit of such
+        # turns in a row is kept here, and the last of them goes to an operator instead.
+        self._nomatch = self._nomatch + 1 if reply.reason is Reason.NOT_UNDERSTOOD else 0
+        handoff_reason: str = reply.reason or "dialog"
         if self._nomatch >= self.policy.max_nomatch:
             reply = reply.model_copy(
                 update={
                     "decision": "handoff",
                     "handoff_queue": self.policy.operator_queue,
-                    "handoff_reason": "no_match",
                     "answer": self.policy.transfer_text,
                 }
             )
+            handoff_reason = "no_match"
         speech = reply.answer
         turn.intent, turn.score, turn.decision, turn.reply, turn.slots = (
             reply.intent,
@@ -488,7 +489,7 @@ class Call:
         self._post(ev.ReplyText(turn=turn.turn, text=reply.answer))
         if reply.decision == "handoff":
             queue = reply.handoff_queue or self.policy.operator_queue
-            await self._transfer(turn, queue, reply.handoff_reason or "dialog", speech, turn_end)
+            await self._transfer(turn, queue, handoff_reason, speech, turn_end)
         elif reply.end_call:
             await self._say(turn, speech, State.GOODBYE, turn_end)
             self._end("bot_goodbye")

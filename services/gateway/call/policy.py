@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,8 +32,10 @@ class CallPolicy(BaseSettings):
     silence_timeout_s: float = 8.0
     max_reprompts: int = 2
     silence_action: str = "transfer"
-    # No-match: this many "didn't understand" turns in a row hand the call to an operator.
-    max_nomatch: int = 2
+    # No-match: the dialog asks to rephrase a turn it did not understand (Reply.reason
+    # NOT_UNDERSTOOD) and never hands off for that itself; the `max_nomatch`-th such turn in a
+    # row goes to an operator instead (2: a rephrase prompt, then the transfer).
+    max_nomatch: int = Field(2, ge=1)
     # DTMF: these keys reach an operator at any time; other digits form one entry, closed by
     # "#" or by a pause of `dtmf_interdigit_s`.
     transfer_digits: str = "0*"

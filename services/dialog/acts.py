@@ -1,0 +1,197 @@
+"""Conversation acts on every KB: «пока», «спасибо», «да», «нет», «повторите», «алло», «оператора».
+
+The built-in layer (`acts.yaml`, Russian) is a small lemma-rule recognizer: a turn made only of
+one or more acts' phrases, their companion words and fillers is an act; a turn with any other
+word is a question for the KB's matcher, so «спасибо, а когда работает линия» or «оператор
+банкомата забрал карту» are never taken for acts. A KB overrides an act with a scenario marked
+`act: bye` (its answers, its handoff queue) and extends it (its examples become the act's
+phrases); scenarios with `action: repeat` / `action: end_call`, or whose examples are mostly one
+act, are linked to that act by themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.dialog.base import Act
+from services.dialog.normalize import Normalizer, lemma, words
+from services.dialog.schema import Scenario
+
+BUILTIN = Path(__file__).with_name("acts.yaml")
+# When one turn names several acts, the first of these wins: «спасибо, до свидания» is a
+# goodbye, «нет, спасибо» a no, «алло, оператора» a request for a person.
+PRIORITY = (Act.OPERATOR, Act.BYE, Act.REPEAT, Act.HELLO, Act.NO, Act.THANKS, Act.YES)
+# Acts whose words never carry a question's meaning: dropped from a question before matching
+# it again («оператор банкомата забрал карту» → «банкомата забрал карту»). «нет», «пока»,
+# «что», «всё» can («у меня нет света»), so they stay.
+STRIPPED = frozenset({Act.THANKS, Act.HELLO, Act.OPERATOR})
+LINK_SHARE = 0.6  # a scenario whose examples are this often one act's phrases is that act
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ActSpec(_Strict):
+    phrases: list[str] = Field(min_length=1)
+    with_: list[str] = Field(default_factory=list, alias="with")
+    answers: list[str] = Field(default_factory=list)
+
+
+class ActTexts(_Strict):
+    yes_after_offer: str
+    clarify_again: str
+    hello_open: str
+
+
+class BuiltinActs(_Strict):
+    neutral: list[str]
+    acts: dict[Act, ActSpec]
+    texts: ActTexts
+
+
+@cache
+def builtin() -> BuiltinActs:
+    """The shipped Russian layer (read once; a broken file is a bug caught by the tests)."""
+    return BuiltinActs.model_validate(yaml.safe_load(BUILTIN.read_text(encoding="utf-8")))
+
+
+def _lemmas(text: str) -> tuple[str, ...]:
+    return tuple(lemma(w)[0] for w in words(text))
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the act recognizer made of one caller turn."""
+
+    acts: frozenset[Act]  # acts named in the turn
+    content: tuple[str, ...]  # words that are neither an act nor a filler
+    rest: str  # the turn without its thanks, hello and operator phrases: the question, if any
+
+    @property
+    def only_acts(self) -> bool:
+        return bool(self.acts) and not self.content
+
+    def primary(self, offer: bool = False) -> Act:
+        """The act a turn of several means; after an offer («Могу ещё чем-нибудь помочь?»)
+        «да, спасибо» is a yes."""
+        if offer and Act.YES in self.acts and Act.NO not in self.acts:
+            return Act.YES
+        return next(a for a in PRIORITY if a in self.acts)
+
+
+class ActRecognizer:
+    """Greedy longest-first cover of a turn's lemmas by act phrases (and filler phrases)."""
+
+    def __init__(
+        self,
+        phrases: Iterable[tuple[Act | None, str]],
+        companions: Mapping[Act, Iterable[str]],
+        fillers: Iterable[str] = (),
+    ):
+        """`phrases`: (act, text) in precedence order, act None for a filler phrase."""
+        self._phrases: dict[tuple[str, ...], Act | None] = {}
+        for act, text in phrases:
+            if key := _lemmas(text):
+                self._phrases.setdefault(key, act)
+        self._with = {
+            act: {lem for text in texts for lem in _lemmas(text)}
+            for act, texts in companions.items()
+        }
+        self._longest = max(len(k) for k in self._phrases)
+        # What the matcher's normalizer drops (hesitations, fillers, pronouns, particles) is
+        # no question either.
+        self._noise = Normalizer(None, fillers)
+
+    def __call__(self, text: str) -> Heard:
+        surface = words(text)
+        lems = [lemma(w)[0] for w in surface]
+        kinds: list[Act | bool | None] = [False] * len(lems)  # False: not in a phrase
+        i = 0
+        while i < len(lems):
+            for n in range(min(self._longest, len(lems) - i), 0, -1):
+                key = tuple(lems[i : i + n])
+                if key in self._phrases:
+                    kinds[i : i + n] = [self._phrases[key]] * n
+                    i += n
+                    break
+            else:
+                i += 1
+        acts = frozenset(k for k in kinds if isinstance(k, Act))
+        companions = set().union(*(self._with.get(a, set()) for a in acts))
+        content = tuple(
+            w
+            for w, lem, kind in zip(surface, lems, kinds, strict=True)
+            if kind is False and lem not in companions and self._noise.tokens(w)
+        )
+        rest = " ".join(w for w, kind in zip(surface, kinds, strict=True) if kind not in STRIPPED)
+        return Heard(acts, content, rest)
+
+
+@dataclass
+class KBActs:
+    """The acts of one KB: the built-in layer with the KB's overrides and extra phrases."""
+
+    recognize: ActRecognizer
+    linked: dict[str, Act]  # scenario id -> the act it is
+    override: dict[Act, Scenario] = field(default_factory=dict)  # the KB's own version of an act
+    texts: ActTexts = field(default_factory=lambda: builtin().texts)
+
+    def answers(self, act: Act, scenario: Scenario | None = None) -> list[str]:
+        """The scenario's answers, else the KB's override's, else the built-in ones."""
+        for source in (scenario, self.override.get(act)):
+            if source is not None and source.answers:
+                return source.answers
+        return builtin().acts[act].answers
+
+    def source(self, act: Act, scenario: Scenario | None = None) -> Scenario | None:
+        return scenario or self.override.get(act)
+
+
+def _vote(recognize: ActRecognizer, examples: list[str]) -> Act | None:
+    """The act most of a scenario's examples are (LINK_SHARE of them), if any."""
+    votes: dict[Act, int] = {}
+    for text in examples:
+        heard = recognize(text)
+        if heard.only_acts:
+            act = heard.primary()
+            votes[act] = votes.get(act, 0) + 1
+    best = max(votes, key=lambda a: votes[a], default=None)
+    return best if best is not None and votes[best] >= LINK_SHARE * len(examples) else None
+
+
+def link(scenarios: Mapping[str, Scenario], fillers: Iterable[str] = ()) -> KBActs:
+    """Which KB scenarios are acts (declared `act:`, `action:`, or by their examples)."""
+    base = builtin()
+    fillers = list(fillers)
+    phrases: list[tuple[Act | None, str]] = [
+        *((act, text) for act, spec in base.acts.items() for text in spec.phrases),
+        *((None, text) for text in base.neutral),
+    ]
+    companions = {act: spec.with_ for act, spec in base.acts.items()}
+    plain = ActRecognizer(phrases, companions, fillers)
+    linked: dict[str, Act] = {}
+    override: dict[Act, Scenario] = {}
+    for sc in scenarios.values():  # declared first: they win over a guess
+        act = sc.act or {"repeat": Act.REPEAT, "end_call": Act.BYE}.get(sc.action)
+        if act is not None:
+            linked[sc.id] = act
+            if sc.act is not None or act not in override:
+                override[act] = sc
+    for sc in scenarios.values():
+        if sc.id in linked or not sc.examples:
+            continue
+        act = _vote(plain, sc.examples)
+        # A person is asked for only by a scenario that hands off; no other act does.
+        if act is not None and (sc.handoff is not None) == (act is Act.OPERATOR):
+            linked[sc.id] = act
+            override.setdefault(act, sc)
+    # The KB's own examples of an act come first: where they say otherwise, the KB is right.
+    own = [(act, text) for sid, act in linked.items() for text in scenarios[sid].examples]
+    return KBActs(ActRecognizer([*own, *phrases], companions, fillers), linked, override)

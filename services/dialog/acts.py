@@ -81,7 +81,7 @@ class Heard:
     def primary(self, offer: bool = False) -> Act:
         """The act a turn of several means; after an offer («Могу ещё чем-нибудь помочь?»)
         «да, спасибо» is a yes."""
-        if offer and Act.YES in self.acts and Act.NO not in self.acts:
+        if offer and Act.YES in self.acts and self.acts <= {Act.YES, Act.THANKS}:
             return Act.YES
         return next(a for a in PRIORITY if a in self.acts)
 

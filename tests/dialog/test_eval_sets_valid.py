@@ -20,6 +20,7 @@ from services.dialog.loader import KnowledgeBase, require_kb
 ROOT = Path(__file__).resolve().parents[2]
 EVAL = ROOT / "bench" / "eval"
 DEMO_KB = ROOT / "knowledge_base"
+BANK_KB = EVAL / "kb_bank"
 CATEGORIES = ("plain", "colloquial", "long", "short", "slips")
 ACTS = ("bye", "thanks", "yes", "no", "repeat", "hello", "operator")
 DEMO_ACT_SCENARIOS = {"goodbye", "repeat", "operator"}  # measured by acts_eval.yaml instead
@@ -40,6 +41,7 @@ class KBSet:
 
 SETS = [
     KBSet("kb_eval_natural.yaml", DEMO_KB, 4, 0, 30, 15, frozenset(DEMO_ACT_SCENARIOS)),
+    KBSet("kb_bank_eval.yaml", BANK_KB, 5, 300, 35, 35, frozenset()),
 ]
 
 

@@ -20,6 +20,7 @@ from services.dialog.loader import KnowledgeBase, require_kb
 ROOT = Path(__file__).resolve().parents[2]
 EVAL = ROOT / "bench" / "eval"
 DEMO_KB = ROOT / "knowledge_base"
+BANK_KB = EVAL / "kb_bank"
 CATEGORIES = ("plain", "colloquial", "long", "short", "slips")
 ACTS = ("bye", "thanks", "yes", "no", "repeat", "hello", "operator")
 DEMO_ACT_SCENARIOS = {"goodbye", "repeat", "operator"}  # measured by acts_eval.yaml instead
@@ -40,6 +41,7 @@ class KBSet:
 
 SETS = [
     KBSet("kb_eval_natural.yaml", DEMO_KB, 4, 0, 30, 15, frozenset(DEMO_ACT_SCENARIOS)),
+    KBSet("kb_bank_eval.yaml", BANK_KB, 5, 300, 35, 35, frozenset()),
 ]
 
 
@@ -85,8 +87,14 @@ def all_lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
+# What speech recognition delivers: lower-case Russian words, spaces, hyphenated words
+ASR_TEXT = re.compile(r"[а-яё]+(?:[ -][а-яё]+)*")
+
+
 def assert_apart(name: str, lines: list[str], known: set[str]) -> None:
-    assert all(isinstance(t, str) and t.strip() for t in lines), f"{name}: empty or non-text line"
+    """Lines look like recognised speech, none is given twice, none is a KB phrase."""
+    shaped = [t for t in lines if not (isinstance(t, str) and ASR_TEXT.fullmatch(t))]
+    assert not shaped, f"{name}: not shaped like recognised speech: {shaped}"
     copied = sorted({t for t in lines if plain(t) in known})
     assert not copied, f"{name}: lines equal to KB phrases (keep the set blind): {copied}"
     twice = sorted(t for t, n in Counter(map(plain, lines)).items() if n > 1)

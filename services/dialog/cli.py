@@ -88,14 +88,30 @@ def check(
     strict: Annotated[bool, typer.Option(help="warnings fail too")] = False,
 ) -> None:
     """Validate the KB: every problem with file, line and how to fix it. Exit 1 on errors."""
+    from services.dialog.calibrate import TrainingFailed
     from services.dialog.engine import Snapshot
-    from services.dialog.lint import conflicts
-    from services.dialog.loader import load_kb
+    from services.dialog.lint import conflicts, expected
+    from services.dialog.loader import Issue, load_kb
 
     _quiet_logs()
     kb, issues = load_kb(_kb_dir(directory))
-    if kb is not None and lint:
-        issues += conflicts(Snapshot.build(kb, issues))
+    summary = None
+    if kb is not None and lint and not any(i.severity == "error" for i in issues):
+        try:
+            snap = Snapshot.build(kb, issues)
+        except TrainingFailed as exc:
+            issues.append(
+                Issue(
+                    severity="error",
+                    file=str(_kb_dir(directory)),
+                    line=None,
+                    message=f"the matcher cannot be trained on this KB: {exc}",
+                    fix="give the scenarios examples with words callers say",
+                )
+            )
+        else:
+            issues += conflicts(snap)
+            summary = expected(snap)
     errors = [i for i in issues if i.severity == "error"]
     warnings = [i for i in issues if i.severity == "warning"]
     if errors:
@@ -114,6 +130,8 @@ def check(
         )
     else:
         typer.echo(f"knowledge base rejected: {len(errors)} errors, {len(warnings)} warnings")
+    if summary:
+        typer.echo(summary)
     if errors or (strict and warnings):
         raise typer.Exit(1)
 
@@ -131,6 +149,11 @@ def test(directory: DirArg = None) -> None:
             f"FAIL {r.file}:{r.line}: «{r.phrase}» should be `{r.scenario}`, "
             f"got {r.decision} `{r.got}` ({r.score:.2f})"
         )
+    per: dict[str, list[bool]] = {}
+    for r in results:
+        per.setdefault(r.scenario, []).append(r.ok)
+    for scenario, oks in per.items():
+        typer.echo(f"  {scenario}: {sum(oks)}/{len(oks)} ({sum(oks) / len(oks):.0%})")
     typer.echo(f"{len(results) - len(failed)}/{len(results)} test phrases pass")
     if failed:
         raise typer.Exit(1)

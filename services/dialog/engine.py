@@ -19,9 +19,10 @@ from pydantic import BaseModel
 
 from services.common.logging import get_logger
 from services.dialog.base import Alternative
+from services.dialog.calibrate import TrainingFailed
 from services.dialog.entities import EntityIndex, Found
 from services.dialog.loader import PLACEHOLDER, Issue, KnowledgeBase, require_kb
-from services.dialog.matcher import Match, Matcher, confidence
+from services.dialog.matcher import Match, Matcher
 from services.dialog.normalize import Normalizer
 from services.dialog.schema import Scenario
 from services.dialog.session import Session, SlotValue
@@ -74,7 +75,23 @@ class Snapshot:
                 if slot.entity:
                     keywords[sc.id][(f"@{slot.entity}",)] = SLOT_MENTION_WEIGHT
         contexts = {sc.id: [tokens(t) for t in sc.in_context] for sc in kb.scenarios.values()}
-        matcher = Matcher(examples, keywords, contexts, kb.settings.matching)
+        # What else an editor wrote about a scenario is evidence too (not scored as a caller).
+        extra = [
+            (sc.id, toks)
+            for sc in kb.scenarios.values()
+            for text in (sc.title, sc.topic or "", *sc.keywords)
+            if (toks := tokens(text))
+        ]
+        tests = [(sc.id, tokens(t)) for sc in kb.scenarios.values() for t in sc.tests]
+        matcher = Matcher(
+            examples,
+            keywords,
+            contexts,
+            kb.settings.matching,
+            extra=extra,
+            tests=tests,
+            normalize=tokens,
+        )
         return cls(
             kb,
             warnings,
@@ -97,15 +114,8 @@ class Snapshot:
         return self.matcher.match(tokens, context), found
 
     def alternatives(self, match: Match) -> list[Alternative]:
-        """Every ranked scenario with its calibrated confidence (margin against the best other)."""
-        out = []
-        for n, cand in enumerate(match.ranked):
-            others = [c.score for k, c in enumerate(match.ranked) if k != n]
-            conf = confidence(
-                cand.score, cand.score - max(others, default=0.0), self.matcher.settings
-            )
-            out.append(Alternative(intent=cand.intent, score=round(conf, 4)))
-        return out
+        """Every ranked scenario with the probability the KB's model gives it."""
+        return [Alternative(intent=c.intent, score=c.score) for c in match.ranked]
 
     def scenario(self, intent: str) -> Scenario:
         return self.kb.scenarios[intent]
@@ -191,19 +201,25 @@ class DialogEngine:
         return Session(self._snapshot)
 
     def reload(self) -> KBStatus:
-        """Re-read the directory; on any error keep the current KB and remember why."""
+        """Re-read the directory and retrain; on any error keep the current KB and remember why.
+
+        Safe to call from a thread (the file watcher and `POST /v1/kb/reload` do): calls in
+        progress keep matching on the snapshot they hold while the new one trains."""
         with self._lock:
             self._last_reload_at = time.time()
             try:
                 kb, warnings = require_kb(self.kb_dir)
-            except Exception as exc:  # KBInvalid, or an unreadable directory
+                snapshot = Snapshot.build(kb, warnings, self._snapshot.version + 1)
+            except Exception as exc:  # KBInvalid, an unreadable directory, training failed
                 self._errors = getattr(exc, "issues", None) or [
                     Issue(
                         severity="error",
                         file=str(self.kb_dir),
                         line=None,
-                        message=str(exc),
-                        fix="check the knowledge base directory",
+                        message=f"{type(exc).__name__}: {exc}",
+                        fix="check the knowledge base directory"
+                        if not isinstance(exc, TrainingFailed)
+                        else "give the scenarios examples with words callers say",
                     )
                 ]
                 self._errors = [i for i in self._errors if i.severity == "error"]
@@ -213,9 +229,14 @@ class DialogEngine:
                     errors=[str(i) for i in self._errors],
                 )
                 return self.status()
-            self._snapshot = Snapshot.build(kb, warnings, self._snapshot.version + 1)
+            self._snapshot = snapshot
             self._errors = []
-            log.info("kb reloaded", version=self._snapshot.version, scenarios=len(kb.scenarios))
+            log.info(
+                "kb reloaded",
+                version=snapshot.version,
+                scenarios=len(kb.scenarios),
+                seconds=round(snapshot.load_seconds, 3),
+            )
             return self.status()
 
     async def watch(self, stop: asyncio.Event | None = None, debounce_ms: int = 400) -> None:
@@ -245,7 +266,8 @@ class DialogEngine:
         """For /readyz: what is loaded."""
         status = self.status()
         return {
-            "engine": "rapidfuzz+pymorphy3",
+            "engine": "logistic regression fitted on the KB",
+            "answer_threshold": self._snapshot.matcher.thresholds.answer,
             "kb_dir": status.directory,
             "kb_version": status.version,
             "scenarios": status.scenarios,

@@ -2,50 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.dialog.engine import Snapshot
 from services.dialog.loader import Issue
+from services.dialog.session import Session
 
-THIN_MARGIN = 0.05  # raw score gap under which an example's own scenario only barely wins
+CLOSE_PAIR = 2  # examples going to the other scenario (either way) that make a pair «close»
+SHOWN = 3  # colliding examples quoted per pair
+
+
+def expected(snap: Snapshot) -> str:
+    """What cross-validation at load says this KB will do with callers like its examples."""
+    rep, t = snap.matcher.report, snap.matcher.thresholds
+    model = (
+        "fitted on this KB"
+        if rep.source == "kb"
+        else "the demo KB's (this KB has too few examples to fit its own)"
+    )
+    return (
+        f"expected on phrasings like the examples (cross-validated over {rep.queries}): "
+        f"answered right {rep.right:.0%}, wrong {rep.wrong:.0%}, clarified {rep.clarify:.0%}, "
+        f"handed off {rep.handoff:.0%}; out-of-scope questions kept out {rep.oos_safe:.0%}. "
+        f"Model: {model}; answer at ≥ {t.answer:.2f}, clarify at ≥ {t.clarify:.2f}"
+    )
 
 
 def conflicts(snap: Snapshot) -> list[Issue]:
-    """Match every example against the whole KB (minus itself): would the bot answer or clarify
-    it with another scenario, or barely tell its own scenario from another?"""
+    """Examples the KB's own model (trained without them) gives to another scenario, and pairs
+    of scenarios it confuses, from the cross-validation done at load."""
     issues = []
-    for n, (intent, i) in enumerate(snap.example_owner):
-        text = snap.kb.scenarios[intent].examples[i]
-        tokens, _ = snap.analyze(text)
-        match = snap.matcher.match(tokens, exclude=n)
-        if not match.ranked:
-            continue
-        winner = match.ranked[0]
-        if match.decision == "handoff":  # nobody would get it: the example is just unusual
-            continue
+    names = snap.matcher.intents
+
+    def text(n: int) -> str:
+        intent, i = snap.example_owner[n]
+        return snap.kb.scenarios[intent].examples[i]
+
+    for n, other, prob in snap.matcher.report.misassigned:
+        intent, i = snap.example_owner[n]
         source, path = snap.kb.where[intent]
-        at = (*path, "examples", i)
-        if winner.intent != intent:
-            own = next((c.score for c in match.ranked if c.intent == intent), 0.0)
-            issues.append(
-                source.issue(
-                    "warning",
-                    at,
-                    f"example «{text}» of `{intent}` matches `{winner.intent}` better "
-                    f"({winner.score:.2f} vs {own:.2f})",
-                    f"reword it, move it to `{winner.intent}`, or strengthen `{intent}`",
-                )
+        issues.append(
+            source.issue(
+                "warning",
+                (*path, "examples", i),
+                f"example «{text(n)}» of `{intent}` matches `{names[other]}` better (the "
+                f"KB's model trained without it gives it to `{names[other]}`, {prob:.2f})",
+                f"reword it, move it to `{names[other]}`, or strengthen `{intent}`",
             )
-        elif len(match.ranked) > 1 and match.margin < THIN_MARGIN:
-            issues.append(
-                source.issue(
-                    "warning",
-                    at,
-                    f"example «{text}» of `{intent}` wins only by {match.margin:.2f} "
-                    f"over `{match.ranked[1].intent}`",
-                    f"make the examples of the two more distinct, or give `{intent}` keywords",
-                )
+        )
+    for (a, b), examples in sorted(snap.matcher.report.confused.items()):
+        if len(examples) < CLOSE_PAIR:
+            continue
+        source, path = snap.kb.where[names[a]]
+        quoted = ", ".join(f"«{text(n)}» (`{snap.example_owner[n][0]}`)" for n in examples[:SHOWN])
+        issues.append(
+            source.issue(
+                "warning",
+                path,
+                f"scenarios `{names[a]}` and `{names[b]}` are hard to tell apart: "
+                f"{len(examples)} of their examples go to the other, e.g. {quoted}",
+                "merge them, or give each examples and keywords the other does not use",
             )
+        )
     return issues
 
 
@@ -68,6 +86,10 @@ def run_tests(snap: Snapshot) -> list[TestResult]:
         for i, phrase in enumerate(sc.tests):
             match, _ = snap.match(phrase)
             got = match.top.intent if match.top else None
+            # a conversation act (the KB's «оператора», «до свидания») answers in the session
+            reply = Session(snap).respond(phrase)
+            if reply.act is not None and reply.intent == sc.id:
+                got, match = sc.id, replace(match, decision="answer")
             file, line = snap.kb.location(sc.id, "tests", i)
             results.append(
                 TestResult(

@@ -140,21 +140,17 @@ class EntityList(_Strict):
 
 
 class MatchingSettings(_Strict):
-    """How sure the bot must be. Defaults come from bench/kb_eval.py (services/dialog/README.md)."""
+    """How sure the bot must be. Default: fitted on this KB at every load (cross-validation over
+    its examples and tests, services/dialog/README.md); a value here overrides the fitted one."""
 
-    answer_threshold: float = Field(0.83, ge=0, le=1, description="confidence needed to answer")
-    answer_margin: float = Field(
-        0.1, ge=0, le=1, description="raw score lead over the runner-up needed to answer"
+    answer_threshold: float | None = Field(
+        None, ge=0, le=1, description="probability needed to answer; default: fitted on the KB"
     )
-    clarify_threshold: float = Field(
-        0.5, ge=0, le=1, description="confidence needed to ask «… или …?» when two are close"
-    )
-    clarify_margin: float = Field(
-        0.3, ge=0, le=1, description="raw score gap under which two scenarios are «close»"
-    )
-    calibration: tuple[float, float, float] = Field(
-        (10.94, 0.56, -5.25),
-        description="confidence = sigmoid(a·score + b·margin + c), fitted on the eval set",
+    clarify_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="best two probabilities summed needed to ask «… или …?»; default: fitted",
     )
 
 

@@ -99,7 +99,8 @@ def test_check_lists_conflicts_as_warnings(write_kb) -> None:
 
 
 def test_kb_test_command(write_kb) -> None:
-    assert runner.invoke(kb_app, ["test", str(DEMO_KB)]).exit_code == 0
+    demo = runner.invoke(kb_app, ["test", str(DEMO_KB)])
+    assert "  line_hours: 2/2 (100%)" in demo.output  # per-scenario accuracy
     result = runner.invoke(kb_app, ["test", str(write_kb({"a.yaml": PLANTED}))])
     assert result.exit_code == 1
     assert "FAIL" in result.output and "«холодно дома батареи» should be `housing`" in result.output

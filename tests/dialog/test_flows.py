@@ -11,7 +11,8 @@ def test_greeting_then_answer_with_calibrated_score(demo_engine: DialogEngine) -
     assert "Здравствуйте" in s.greeting()
     r = s.respond("алло девушка скажите пожалуйста когда работает горячая линия")
     assert (r.decision, r.intent) == ("answer", "line_hours")
-    assert 0.85 <= r.score <= 1
+    # the score is the KB model's probability, answered at the threshold fitted on the KB
+    assert demo_engine.snapshot.matcher.thresholds.answer <= r.score <= 1
     assert "круглосуточно" in r.answer.lower() or "круглые сутки" in r.answer
     assert r.alternatives[0].intent == "line_hours"
 

@@ -1,0 +1,121 @@
+"""Per-candidate features of an utterance: lexical evidence plus character n-gram similarity.
+
+Character n-grams (TF-IDF of 2–4-grams inside words, over the normalized lemmas) forgive what
+lemmas do not: a wrong ending the lemmatizer reads as another word, a word split in two or
+two merged («бес платный», «заблокироваликарту»). Each candidate scenario gets one row of
+`FEATURES`; `services/dialog/model.py` turns a row into a probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from services.dialog.lexical import Lexical
+
+FEATURES = (
+    "lexical",  # best example's lexical score
+    "overlap",
+    "fuzzy",
+    "clause",  # best clause window of a long turn
+    "coverage",  # the caller's IDF mass in the scenario's vocabulary
+    "keyword",
+    "char",  # character n-gram cosine to the best example
+    "centroid",  # … to the scenario's mean example
+    "lexical_lead",  # lexical score minus the best other scenario's
+    "char_lead",
+    "unknown",  # the caller's IDF mass in words the KB never uses
+    "length",  # log(1 + words)
+)
+CANDIDATES = 6  # scenarios kept from each ranking (lexical, character)
+
+
+class CharIndex:
+    """Character n-gram TF-IDF of every example; per-scenario best and centroid cosines."""
+
+    def __init__(self, texts: Sequence[str], intents: np.ndarray, n_intents: int):
+        self.vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32
+        )
+        self.matrix = self.vectorizer.fit_transform([t or "_" for t in texts]).tocsr()
+        self._t = self.matrix.T.tocsr()
+        self._intents = intents
+        self.n_intents = n_intents
+        # examples grouped by scenario, for a per-scenario maximum with one reduceat
+        self._order = np.argsort(intents, kind="stable")
+        present, self._starts = np.unique(intents[self._order], return_index=True)
+        self._present = present
+        member = sparse.csr_matrix(
+            (np.ones(len(intents), dtype=np.float32), (intents, np.arange(len(intents)))),
+            shape=(n_intents, len(intents)),
+        )
+        self._sums = (member @ self.matrix).tocsr()  # sum of unit rows per scenario
+        self._sums_t = self._sums.T.tocsr()
+        self._sq = np.asarray(self._sums.multiply(self._sums).sum(axis=1)).ravel()
+
+    def vectors(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        return self.vectorizer.transform(texts).tocsr()
+
+    def similarities(
+        self, vectors: sparse.csr_matrix, exclude: Sequence[int | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(best, centroid) cosines, one row per vector; `exclude[k]`: an example that row k
+        must not see (leave-one-out: its own example, also out of its scenario's centroid)."""
+        sims = (vectors @ self._t).toarray()
+        dots = (vectors @ self._sums_t).toarray()
+        sq = np.tile(self._sq, (len(exclude), 1))
+        for k, n in enumerate(exclude):
+            if n is None:
+                continue
+            sims[k, n] = 0.0
+            own = self._intents[n]
+            # the centroid without the excluded (unit) vector: S − x
+            sq[k, own] = sq[k, own] - 2 * dots[k, own] + 1
+            dots[k, own] -= 1
+        best = np.zeros((len(exclude), self.n_intents))
+        if len(self._order):
+            best[:, self._present] = np.maximum.reduceat(sims[:, self._order], self._starts, axis=1)
+        centroid = dots / np.sqrt(np.maximum(sq, 1e-9))
+        return best, np.clip(centroid, 0.0, 1.0)
+
+
+def _lead(values: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """values[c] − the best value of any other scenario, for each candidate c."""
+    if len(values) < 2:
+        return values[cands]
+    second, top = np.partition(values, -2)[-2:]
+    other = np.where(values[cands] >= top, second, top)
+    return values[cands] - other
+
+
+def candidates(lex: Lexical, char: np.ndarray) -> np.ndarray:
+    """Scenarios worth a probability: the best few by words and by characters."""
+    picked: set[int] = set()
+    for values in (lex.score, char):
+        order = np.argsort(-values)[:CANDIDATES]
+        picked.update(int(i) for i in order if values[i] > 0)
+    return np.array(sorted(picked), dtype=np.int64)
+
+
+def rows(lex: Lexical, char: np.ndarray, centroid: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """One row of FEATURES per candidate."""
+    k = len(cands)
+    return np.column_stack(
+        [
+            lex.score[cands],
+            lex.overlap[cands],
+            lex.fuzzy[cands],
+            lex.clause[cands],
+            lex.coverage[cands],
+            lex.keyword[cands],
+            char[cands],
+            centroid[cands],
+            _lead(lex.score, cands),
+            _lead(char, cands),
+            np.full(k, lex.unknown),
+            np.full(k, np.log1p(len(lex.tokens))),
+        ]
+    )

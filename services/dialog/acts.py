@@ -32,6 +32,10 @@ PRIORITY = (Act.OPERATOR, Act.BYE, Act.REPEAT, Act.HELLO, Act.NO, Act.THANKS, Ac
 # «что», «всё» can («у меня нет света»), so they stay.
 STRIPPED = frozenset({Act.THANKS, Act.HELLO, Act.OPERATOR})
 LINK_SHARE = 0.6  # a scenario whose examples are this often one act's phrases is that act
+# Misheard or misspelt act words («апиратора», «спасиба», «павтарите», «нэт») are compared by
+# how they sound: unstressed о/а and е/и merge, doubled letters and soft signs go. Only an exact
+# sound match counts: near ones turned «работа» into «робот».
+_SOUND = str.maketrans({"о": "а", "е": "и", "э": "и", "ы": "и", "я": "а", "ю": "у", "й": "и"})
 
 
 class _Strict(BaseModel):
@@ -41,6 +45,7 @@ class _Strict(BaseModel):
 class ActSpec(_Strict):
     phrases: list[str] = Field(min_length=1)
     with_: list[str] = Field(default_factory=list, alias="with")
+    asks: list[str] = Field(default_factory=list)  # companions that make it a request
     answers: list[str] = Field(default_factory=list)
 
 
@@ -66,11 +71,17 @@ def _lemmas(text: str) -> tuple[str, ...]:
     return tuple(lemma(w)[0] for w in words(text))
 
 
+def _sound(word: str) -> str:
+    key = word.translate(_SOUND).replace("ь", "").replace("ъ", "")
+    return "".join(ch for n, ch in enumerate(key) if n == 0 or key[n - 1] != ch)
+
+
 @dataclass(frozen=True)
 class Heard:
     """What the act recognizer made of one caller turn."""
 
     acts: frozenset[Act]  # acts named in the turn
+    asked: frozenset[Act]  # of those, the ones said as a request («соедините с …»)
     content: tuple[str, ...]  # words that are neither an act nor a filler
     rest: str  # the turn without its thanks, hello and operator phrases: the question, if any
 
@@ -93,25 +104,43 @@ class ActRecognizer:
         self,
         phrases: Iterable[tuple[Act | None, str]],
         companions: Mapping[Act, Iterable[str]],
+        asks: Mapping[Act, Iterable[str]],
         fillers: Iterable[str] = (),
     ):
-        """`phrases`: (act, text) in precedence order, act None for a filler phrase."""
+        """`phrases`: (act, text) in precedence order, act None for a filler phrase;
+        `companions`: words going with an act's phrases; `asks`: those making it a request."""
         self._phrases: dict[tuple[str, ...], Act | None] = {}
+        vocabulary = set()
         for act, text in phrases:
             if key := _lemmas(text):
                 self._phrases.setdefault(key, act)
+                vocabulary.update(words(text))
+        self._asks = {act: {lem for t in ts for lem in _lemmas(t)} for act, ts in asks.items()}
         self._with = {
-            act: {lem for text in texts for lem in _lemmas(text)}
+            act: {lem for text in texts for lem in _lemmas(text)} | self._asks.get(act, set())
             for act, texts in companions.items()
         }
+        vocabulary.update(
+            w for texts in (*companions.values(), *asks.values()) for t in texts for w in words(t)
+        )
+        self._known = {lemma(w)[0] for w in vocabulary}
+        # a caller's word, or its lemma, sounding like an act word's form or lemma
+        self._sounds = {_sound(w): lemma(w)[0] for w in sorted(vocabulary | self._known)}
         self._longest = max(len(k) for k in self._phrases)
         # What the matcher's normalizer drops (hesitations, fillers, pronouns, particles) is
         # no question either.
         self._noise = Normalizer(None, fillers)
 
+    def _lemma(self, word: str) -> str:
+        """The word's lemma, or the act word it (or its lemma) sounds exactly like."""
+        form = lemma(word)[0]
+        if form in self._known or not word.isalpha():
+            return form
+        return self._sounds.get(_sound(word)) or self._sounds.get(_sound(form)) or form
+
     def __call__(self, text: str) -> Heard:
         surface = words(text)
-        lems = [lemma(w)[0] for w in surface]
+        lems = [self._lemma(w) for w in surface]
         kinds: list[Act | bool | None] = [False] * len(lems)  # False: not in a phrase
         i = 0
         while i < len(lems):
@@ -125,13 +154,30 @@ class ActRecognizer:
                 i += 1
         acts = frozenset(k for k in kinds if isinstance(k, Act))
         companions = set().union(*(self._with.get(a, set()) for a in acts))
-        content = tuple(
-            w
+        said = [
+            kind is False and lem not in companions and bool(self._noise.tokens(w))
             for w, lem, kind in zip(surface, lems, kinds, strict=True)
-            if kind is False and lem not in companions and self._noise.tokens(w)
-        )
+        ]
+        content = tuple(w for w, is_content in zip(surface, said, strict=True) if is_content)
         rest = " ".join(w for w, kind in zip(surface, kinds, strict=True) if kind not in STRIPPED)
-        return Heard(acts, content, rest)
+        return Heard(acts, self._requests(lems, kinds, said), content, rest)
+
+    def _requests(
+        self, lems: list[str], kinds: list[Act | bool | None], said: list[bool]
+    ) -> frozenset[Act]:
+        """Acts with a request word next to them, nothing but act words and fillers between:
+        «соедините с сотрудником банка», not «хочу помогать людям»."""
+        asked = set()
+        for i, kind in enumerate(kinds):
+            if not isinstance(kind, Act) or kind not in self._asks or kind in asked:
+                continue
+            for step in (-1, 1):
+                j = i + step
+                while 0 <= j < len(lems) and not said[j]:
+                    if lems[j] in self._asks[kind]:
+                        asked.add(kind)
+                    j += step
+        return frozenset(asked)
 
 
 @dataclass
@@ -175,7 +221,8 @@ def link(scenarios: Mapping[str, Scenario], fillers: Iterable[str] = ()) -> KBAc
         *((None, text) for text in base.neutral),
     ]
     companions = {act: spec.with_ for act, spec in base.acts.items()}
-    plain = ActRecognizer(phrases, companions, fillers)
+    asks = {act: spec.asks for act, spec in base.acts.items()}
+    plain = ActRecognizer(phrases, companions, asks, fillers)
     linked: dict[str, Act] = {}
     override: dict[Act, Scenario] = {}
     for sc in scenarios.values():  # declared first: they win over a guess
@@ -194,4 +241,5 @@ def link(scenarios: Mapping[str, Scenario], fillers: Iterable[str] = ()) -> KBAc
             override.setdefault(act, sc)
     # The KB's own examples of an act come first: where they say otherwise, the KB is right.
     own = [(act, text) for sid, act in linked.items() for text in scenarios[sid].examples]
-    return KBActs(ActRecognizer([*own, *phrases], companions, fillers), linked, override)
+    recognizer = ActRecognizer([*own, *phrases], companions, asks, fillers)
+    return KBActs(recognizer, linked, override)

@@ -166,6 +166,8 @@ class Session:
                 return reply
         elif heard.acts:  # «спасибо, а когда работает линия»: the question, not the act
             match, found = self._question(heard, match, found)
+            if match.decision != "answer" and Act.OPERATOR in heard.asked:
+                return self._act(utterance, match, Act.OPERATOR)  # «соедините с сотрудником банка»
         main = self.settings.main_menu
         if pending is None and main and utterance.strip().isdigit():
             pending = _PendingMenu(main, self.snap.scenario(main).menu, heard=False)
@@ -214,8 +216,6 @@ class Session:
                     slots=_shown(pending.filled),
                 )
         if match.decision == "handoff" or match.top is None:
-            if Act.OPERATOR in heard.acts:  # nothing else understood, but a person was named
-                return self._act(utterance, match, Act.OPERATOR)
             # Ask to rephrase; an open question stays open. The gateway counts these in a row.
             self._pending = pending
             return self._say(
@@ -333,12 +333,16 @@ class Session:
         self, heard: Heard, match: Match, found: list[Found]
     ) -> tuple[Match, list[Found]]:
         """A question said with act words: when those words pulled it to an act scenario (or it
-        was not understood), match it again without them and keep that if it is answered."""
-        top = match.top.intent if match.top else None
-        if match.decision == "answer" and top not in self.snap.kb.acts.linked:
+        was not understood), match it again without them and keep that if it is answered. An
+        operator named without a request is not asked for: «оператор банкомата забрал карту»."""
+        linked = self.snap.kb.acts.linked
+        top = linked.get(match.top.intent) if match.top else None
+        if match.decision == "answer" and top is None:
             return match, found
         again, found_again = self.snap.match(heard.rest, context=self._topic)
-        if again.decision == "answer" and again.ranked[0].intent not in self.snap.kb.acts.linked:
+        if again.decision == "answer" and again.ranked[0].intent not in linked:
+            return again, found_again
+        if top is Act.OPERATOR and Act.OPERATOR not in heard.asked:
             return again, found_again
         return match, found
 

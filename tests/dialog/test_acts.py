@@ -248,3 +248,24 @@ def test_one_scenario_per_act(write_kb) -> None:
     )
     loaded, issues = load_kb(kb)
     assert loaded is None and any("already scenario `bye1`" in i.message for i in issues)
+
+
+@pytest.mark.parametrize(
+    ("text", "act"),
+    [("спосибо", Act.THANKS), ("повтарите пажалуйста", Act.REPEAT), ("опиратора", Act.OPERATOR)],
+)
+def test_misheard_act_words_are_compared_by_sound(plain: DialogEngine, text: str, act: Act) -> None:
+    assert plain.new_session().respond(text).act is act
+
+
+def test_real_words_that_sound_near_an_act_word_stay_words(plain: DialogEngine) -> None:
+    assert plain.new_session().respond("у меня вопрос по работе").act is None  # not «робот»
+
+
+def test_a_person_named_beside_other_words_is_asked_for_only_with_a_request(
+    plain: DialogEngine,
+) -> None:
+    r = plain.new_session().respond("позовите сотрудника банка")
+    assert (r.act, r.reason) == (Act.OPERATOR, Reason.OPERATOR)
+    for text in ("сотрудник банка сказал что лимит уменьшат", "хочу помогать людям"):
+        assert plain.new_session().respond(text).act is None, text

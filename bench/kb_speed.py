@@ -1,12 +1,14 @@
-"""Matching speed against a generated KB of 10,000 example questions, and KB load time.
+"""Matching speed against a generated KB of 600 scenarios / 10,000 examples, KB load time with
+training, match latency while a reload trains in a thread, memory the models add, and the
+first match of a fresh process against later ones.
 
-Run: .venv/bin/python -m bench.kb_speed [--examples 10000] [--queries 2000]
-The generated KB: 500 scenarios × 20 examples of 3–8 words drawn Zipf-like from the demo KB's
+Run: .venv/bin/python -m bench.kb_speed [--examples 10000] [--scenarios 600] [--queries 2000]
+The generated KB: 600 scenarios × ~17 examples of 3–8 words drawn Zipf-like from the demo KB's
 words (the frequent head, as real hotline questions share many words) and ~3,000 dictionary
 words (the tail). Queries are examples with ASR-like damage (a word dropped, a filler added,
 an ending changed) plus out-of-scope word salad; each is normalized and matched from scratch
-(lemma cache warm, as in a running bot). Target: p99 of one match < 5 ms. Writes
-bench/results/kb_speed.md.
+(lemma cache warm, as in a running bot). Targets: p99 of one match ≤ 5 ms, load with training
+≤ 3 s. Writes bench/results/kb_speed.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import os
 import random
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +33,6 @@ from services.dialog.engine import DialogEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "kb_speed.md"
-PER_SCENARIO = 20
 FILLERS = ["алло", "ну", "скажите пожалуйста", "девушка", "э"]
 
 
@@ -58,13 +62,15 @@ def zipf_words(rng: random.Random, vocab: list[str], n: int) -> list[str]:
     return rng.choices(vocab, weights=weights, k=n)
 
 
-def generate_kb(directory: Path, examples: int, rng: random.Random, vocab: list[str]) -> list[str]:
-    scenarios = examples // PER_SCENARIO
+def generate_kb(
+    directory: Path, examples: int, scenarios: int, rng: random.Random, vocab: list[str]
+) -> list[str]:
+    per_scenario = examples // scenarios
     texts: list[str] = []
     for f in range(0, scenarios, 50):
         block = []
         for s in range(f, min(f + 50, scenarios)):
-            ex = [" ".join(zipf_words(rng, vocab, rng.randint(3, 8))) for _ in range(PER_SCENARIO)]
+            ex = [" ".join(zipf_words(rng, vocab, rng.randint(3, 8))) for _ in range(per_scenario)]
             texts += ex
             block.append(
                 {
@@ -97,23 +103,74 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+FRESH = """
+import sys, time
+from services.dialog.engine import DialogEngine
+snap = DialogEngine.load(sys.argv[1]).snapshot
+out = []
+for q in ("во сколько работает линия", "сколько стоит звонок", "оператор", "как оплатить"):
+    t = time.perf_counter(); snap.match(q); out.append((time.perf_counter() - t) * 1000)
+print(" ".join(f"{x:.2f}" for x in out))
+"""
+
+
+def fresh_process(directory: Path) -> list[float]:
+    """Match latencies (ms) of the first few matches in a new interpreter, after load."""
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH, str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
+    )
+    return [float(x) for x in done.stdout.splitlines()[-1].split()]  # after the load's log
+
+
+def during_reload(engine: DialogEngine, queries: list[str]) -> tuple[list[float], float]:
+    """Match latencies while a reload trains in another thread, and the reload's seconds."""
+    snap, timings = engine.snapshot, []
+    worker = threading.Thread(target=engine.reload)
+    started = time.perf_counter()
+    worker.start()
+    n = 0
+    while worker.is_alive():
+        t0 = time.perf_counter()
+        snap.match(queries[n % len(queries)])
+        timings.append((time.perf_counter() - t0) * 1000)
+        n += 1
+    worker.join()
+    return timings, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=10_000)
+    parser.add_argument("--scenarios", type=int, default=600)
     parser.add_argument("--queries", type=int, default=2_000)
     args = parser.parse_args()
     rng = random.Random(7)
     vocab = vocabulary(rng)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        texts = generate_kb(directory, args.examples, rng, vocab)
+        texts = generate_kb(directory, args.examples, args.scenarios, rng, vocab)
+        DialogEngine.load(ROOT / "knowledge_base")  # imports, lemmatizer: not the KB's cost
+        rss_before = rss_mb()
         started = time.perf_counter()
         engine = DialogEngine.load(directory)
         load_s = time.perf_counter() - started
-        started = time.perf_counter()
-        engine.reload()
-        reload_s = time.perf_counter() - started
+        rss_added = rss_mb() - rss_before
+        fresh = fresh_process(directory)
+        warm = [damage(rng, rng.choice(texts)) for _ in range(200)]
+        for q in warm:
+            engine.snapshot.match(q)
+        reload_timings, reload_s = during_reload(engine, warm)
     snap = engine.snapshot
+    model = snap.matcher
     queries = [damage(rng, rng.choice(texts)) for _ in range(args.queries * 4 // 5)]
     queries += [
         " ".join(zipf_words(rng, vocab[::-1], rng.randint(2, 7))) for _ in range(args.queries // 5)
@@ -139,14 +196,24 @@ def main() -> None:
         "",
         "| measure | value |",
         "|---|---:|",
-        f"| KB load (YAML + validation + normalization + index) | {load_s:.2f} s |",
-        f"| KB reload (same, off to the side, then swap) | {reload_s:.2f} s |",
+        f"| KB load (YAML + validation + normalization + index + training) | {load_s:.2f} s |",
+        f"| KB reload in a thread (same, then swap) | {reload_s:.2f} s |",
+        f"| one match during that reload: p50 / p99 / max "
+        f"| {statistics.median(reload_timings):.2f} / {percentile(reload_timings, 0.99):.2f}"
+        f" / {max(reload_timings):.2f} ms ({len(reload_timings)} matches) |",
+        f"| fresh process, first four matches after load | {' / '.join(map(str, fresh))} ms |",
+        f"| resident memory the loaded KB adds (indexes + models) | {rss_added:.0f} MB |",
+        f"| training queries (sampled) / fitted answer threshold "
+        f"| {model.report.queries} / {model.thresholds.answer:.2f} |",
         f"| one match incl. normalization: p50 | {statistics.median(timings):.2f} ms |",
         f"| one match incl. normalization: p99 | {percentile(timings, 0.99):.2f} ms |",
         f"| one match incl. normalization: max | {max(timings):.2f} ms |",
         f"| matcher only (normalized tokens in): p99 | {percentile(match_only, 0.99):.2f} ms |",
         "",
-        f"Target: p99 < 5 ms. Machine: {os.cpu_count()} cores shared with other agents' jobs "
+        "Targets: one match p99 ≤ 5 ms, load with training ≤ 3 s. The reload runs in a thread "
+        "as `watch()` and `POST /v1/kb/reload` run it; matches go on meanwhile (Python's GIL "
+        "shares one core between them, the figure above is what a call sees). "
+        f"Machine: {os.cpu_count()} cores shared with other agents' jobs "
         f"(load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end): "
         "figures are upper bounds.",
     ]

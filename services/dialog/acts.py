@@ -31,6 +31,7 @@ PRIORITY = (Act.OPERATOR, Act.BYE, Act.REPEAT, Act.HELLO, Act.NO, Act.THANKS, Ac
 # it again («оператор банкомата забрал карту» → «банкомата забрал карту»). «нет», «пока»,
 # «что», «всё» can («у меня нет света»), so they stay.
 STRIPPED = frozenset({Act.THANKS, Act.HELLO, Act.OPERATOR})
+LEADING = frozenset({Act.YES, Act.NO})  # stripped only before the question's first word
 LINK_SHARE = 0.6  # a scenario whose examples are this often one act's phrases is that act
 # Misheard or misspelt act words («апиратора», «спасиба», «павтарите», «нэт») are compared by
 # how they sound: unstressed о/а and е/и merge, doubled letters and soft signs go. Only an exact
@@ -83,7 +84,7 @@ class Heard:
     acts: frozenset[Act]  # acts named in the turn
     asked: frozenset[Act]  # of those, the ones said as a request («соедините с …»)
     content: tuple[str, ...]  # words that are neither an act nor a filler
-    rest: str  # the turn without its thanks, hello and operator phrases: the question, if any
+    rest: str  # without fillers, thanks, hello, operator, an opening yes/no: the question, if any
 
     @property
     def only_acts(self) -> bool:
@@ -159,7 +160,20 @@ class ActRecognizer:
             for w, lem, kind in zip(surface, lems, kinds, strict=True)
         ]
         content = tuple(w for w, is_content in zip(surface, said, strict=True) if is_content)
-        rest = " ".join(w for w, kind in zip(surface, kinds, strict=True) if kind not in STRIPPED)
+        # «да», «нет» opening a question go too: «нет подождите как сменить пин код»
+        opening = next(
+            (
+                n
+                for n, k in enumerate(kinds)
+                if said[n] or (isinstance(k, Act) and k not in LEADING)
+            ),
+            len(kinds),
+        )
+        rest = " ".join(
+            w
+            for n, (w, kind) in enumerate(zip(surface, kinds, strict=True))
+            if kind is not None and kind not in STRIPPED and not (n < opening and kind in LEADING)
+        )
         return Heard(acts, self._requests(lems, kinds, said), content, rest)
 
     def _requests(

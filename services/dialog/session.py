@@ -48,9 +48,10 @@ MENU_WORDS = {
     "хотеть",
 }
 DIGIT_WORDS = ["ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять"]
-# Heard in every biased turn: a caller may ask for a person at any time, and "[unk]" keeps
+# Heard in every biased turn: a caller may ask for a person, say goodbye or ask to repeat at
+# any time (a goodbye heard as "[unk]" would be a slot retry, then a handoff), and "[unk]" keeps
 # speech outside the list unknown instead of forcing it onto the nearest phrase.
-ALWAYS_HEARD = ["оператор", "[unk]"]
+ALWAYS_HEARD = ["оператор", "повторите", "спасибо", "до свидания", "[unk]"]
 
 SlotValue = EntityValue | str  # a value of an entity list, or the digits keyed in or said
 

@@ -80,7 +80,7 @@ def test_meter_readings_by_keys_are_kept_and_said_back(demo_engine: DialogEngine
         "dtmf_max_length": 10,
         "phrases": [
             *("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь"),
-            *("девять", "оператор", "[unk]"),
+            *("девять", "оператор", "повторите", "спасибо", "до свидания", "[unk]"),
         ],
         "endpointing": "dictation",
     }

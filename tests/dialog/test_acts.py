@@ -276,3 +276,35 @@ def test_a_person_named_beside_other_words_is_asked_for_only_with_a_request(
     assert (r.act, r.reason) == (Act.OPERATOR, Reason.OPERATOR)
     for text in ("сотрудник банка сказал что лимит уменьшат", "хочу помогать людям"):
         assert plain.new_session().respond(text).act is None, text
+
+
+def test_yes_to_a_clarify_question_asks_again_once(demo_engine: DialogEngine) -> None:
+    s = demo_engine.new_session()
+    asked = s.respond("телефон")
+    assert asked.decision == "clarify"
+    again = s.respond("да")
+    assert (again.decision, again.act) == ("clarify", Act.YES)
+    assert again.answer.startswith("Уточните, пожалуйста: ")
+    r = s.respond("ага")
+    assert (r.decision, r.reason) == ("handoff", Reason.STILL_AMBIGUOUS)
+
+
+def test_no_to_a_clarify_question_is_a_refusal(demo_engine: DialogEngine) -> None:
+    s = demo_engine.new_session()
+    assert s.respond("телефон").decision == "clarify"
+    r = s.respond("нет")
+    assert (r.decision, r.reason) == ("handoff", Reason.CLARIFY_REFUSED)
+
+
+def test_goodbye_while_a_slot_is_asked_ends_the_call(demo_engine: DialogEngine) -> None:
+    s = demo_engine.new_session()
+    assert s.respond("горячая линия по коронавирусу в моем регионе").answer == "В каком регионе?"
+    r = s.respond("ой ладно не надо до свидания")
+    assert (r.decision, r.end_call, r.act) == ("answer", True, Act.BYE)
+
+
+def test_repeat_keeps_the_slot_question_open(demo_engine: DialogEngine) -> None:
+    s = demo_engine.new_session()
+    asked = s.respond("горячая линия по коронавирусу в моем регионе")
+    assert s.respond("что? повторите").answer == asked.answer
+    assert s.respond("Тверская область").slots == {"region": "Тверская область"}

@@ -10,9 +10,9 @@ from __future__ import annotations
 from services.dialog.engine import DialogEngine
 from services.gateway.call.policy import CallPolicy
 from services.gateway.engines import Engines
-from services.gateway.simulator import Turn, WebSocketCaller
+from services.gateway.simulator import AudioSocketCaller, Turn, WebSocketCaller
 
-from .conftest import ws_url
+from .conftest import audiosocket_address, ws_url
 from .test_e2e_websocket import speech_seconds
 
 
@@ -57,3 +57,24 @@ async def test_goodbye_ends_the_call_and_is_never_handed_off(gateway):
     assert result.handoff is None
     assert result.hangup is not None and result.hangup["outcome"] == "answered"
     assert result.record is not None and result.record["end_reason"] == "bot_goodbye"
+
+
+async def test_a_phone_caller_the_bot_cannot_understand_hears_rephrase_then_transfer(
+    gateway, engines, espeak_wav
+):
+    """Spoken turns over AudioSocket (8 kHz, as Asterisk sends them) through real Vosk: Korean
+    speech for the Korean model is heard as Korean words, which the Russian demo KB cannot
+    understand — as with a caller the bot misunderstands twice."""
+    first = espeak_wav("안녕하세요. 오늘 날씨가 아주 좋습니다.", "ko", "nomatch-1")
+    second = espeak_wav("내일 비가 올까요?", "ko", "nomatch-2")
+    caller = AudioSocketCaller(audiosocket_address(gateway), gateway, sample_rate=8000)
+    result = await caller.run([Turn("wav", str(first), barge_in=True), Turn("wav", str(second))])
+    heard = [(t.decision, t.reply) for t in result.turns]
+    assert heard == [("clarify", _kb_phrase(engines)), ("handoff", CallPolicy().transfer_text)]
+    assert all(t.heard and any("\uac00" <= ch <= "\ud7a3" for ch in t.heard) for t in result.turns)
+    assert result.record is not None
+    assert (result.record["outcome"], result.record["handoff_reason"]) == (
+        "transferred",
+        "no_match",
+    )
+    assert caller.hung_up.is_set()  # a transfer on AudioSocket is a hangup frame

@@ -300,11 +300,7 @@ class Session:
                     "act": act,
                 }
             )
-        answers = acts.answers(act, scenario)
-        key = intent or act.value
-        count = self._turns.get(key, 0)
-        self._turns[key] = count + 1
-        text = answers[count % len(answers)]
+        text = self._rotate(intent or act.value, acts.answers(act, scenario))
         if act is Act.OPERATOR:
             handoff = source.handoff if source else None
             return self._say(
@@ -346,6 +342,12 @@ class Session:
         if top is Act.OPERATOR and Act.OPERATOR not in heard.asked:
             return again, found_again
         return match, found
+
+    def _rotate(self, key: str, answers: list[str]) -> str:
+        """The next answer variant of a scenario or act, so repeats differ."""
+        count = self._turns.get(key, 0)
+        self._turns[key] = count + 1
+        return answers[count % len(answers)]
 
     def _clarify_text(self, template: str, first: str, second: str) -> str:
         """«Вы имеете в виду {first} или {second}?» with the two scenarios' topics."""
@@ -406,9 +408,7 @@ class Session:
                     slots=_shown(values),
                 )
             values[name] = value
-        count = self._turns.get(intent, 0)
-        self._turns[intent] = count + 1
-        text = self.snap.render(scenario.answers[count % len(scenario.answers)], values, scenario)
+        text = self.snap.render(self._rotate(intent, scenario.answers), values, scenario)
         if scenario.menu:
             text = f"{text} {self.snap.menu_options(scenario.menu)}"
             self._pending = _PendingMenu(intent, scenario.menu)

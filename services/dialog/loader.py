@@ -83,7 +83,7 @@ class KnowledgeBase:
     files: list[str] = field(default_factory=list)
     # scenario id -> (source, path of the scenario inside its file), for lint messages
     where: dict[str, tuple[Source, Path_]] = field(default_factory=dict)
-    acts: KBActs = field(default_factory=lambda: link({}))  # built-in acts + the KB's overrides
+    acts: KBActs = field(init=False)  # built-in acts + the KB's overrides (set by _merge)
 
     def location(self, scenario_id: str, *sub: str | int) -> tuple[str, int | None]:
         source, path = self.where[scenario_id]

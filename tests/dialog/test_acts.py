@@ -308,3 +308,33 @@ def test_repeat_keeps_the_slot_question_open(demo_engine: DialogEngine) -> None:
     asked = s.respond("горячая линия по коронавирусу в моем регионе")
     assert s.respond("что? повторите").answer == asked.answer
     assert s.respond("Тверская область").slots == {"region": "Тверская область"}
+
+
+BANK_KB = Path(__file__).resolve().parents[2] / "bench" / "eval" / "kb_bank"
+
+
+@pytest.fixture(scope="module")
+def bank() -> DialogEngine:
+    return DialogEngine.load(BANK_KB)
+
+
+@pytest.mark.parametrize(
+    ("text", "act"),
+    [
+        ("ну всё спасибо до свидания", Act.BYE),
+        ("спасибо большое за консультацию", Act.THANKS),
+        ("позовите живого оператора", Act.OPERATOR),
+        ("алло алло меня слышно", Act.HELLO),
+        ("повторите ещё раз", Act.REPEAT),
+        ("угу", Act.YES),
+        ("нет не нужно", Act.NO),
+    ],
+)
+def test_acts_on_the_bank_kb_which_writes_none(bank: DialogEngine, text: str, act: Act) -> None:
+    assert bank.snapshot.kb.acts.linked == {}
+    s = bank.new_session()
+    s.greeting()
+    r = s.respond(text)
+    assert r.act is act and r.reason in (None, Reason.OPERATOR), r
+    assert (r.decision == "handoff") == (act is Act.OPERATOR)
+    assert r.end_call == (act is Act.BYE)

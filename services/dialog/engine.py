@@ -50,7 +50,15 @@ class Snapshot:
     @classmethod
     def build(cls, kb: KnowledgeBase, warnings: list[Issue], version: int = 1) -> Snapshot:
         started = time.perf_counter()
-        normalizer = Normalizer(kb.synonyms, kb.settings.fillers)
+        written = [  # the word forms editors wrote: slips are repaired towards them
+            text
+            for sc in kb.scenarios.values()
+            for text in (sc.title, sc.topic or "", *sc.examples, *sc.keywords, *sc.in_context)
+        ]
+        written += [
+            w for canonical, variants in kb.synonyms.items() for w in (canonical, *variants)
+        ]
+        normalizer = Normalizer(kb.synonyms, kb.settings.fillers, written)
         entities = EntityIndex(kb.entities, normalizer)
         slot_entities = {
             slot.entity for sc in kb.scenarios.values() for slot in sc.slots.values() if slot.entity

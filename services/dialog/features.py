@@ -14,7 +14,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from services.dialog.lexical import Lexical
+from services.dialog.lexical import Lexical, LexicalIndex
 
 FEATURES = (
     "lexical",  # best example's lexical score
@@ -34,27 +34,30 @@ CANDIDATES = 6  # scenarios kept from each ranking (lexical, character)
 
 
 class CharIndex:
-    """Character n-gram TF-IDF of every example; per-scenario best and centroid cosines."""
+    """Character 2–4-gram TF-IDF inside words, over the normalized lemmas, of every example;
+    per-scenario best and centroid cosines of a query."""
 
     def __init__(self, texts: Sequence[str], intents: np.ndarray, n_intents: int):
         self.vectorizer = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32
         )
-        self.matrix = self.vectorizer.fit_transform([t or "_" for t in texts]).tocsr()
-        self._t = self.matrix.T.tocsr()
+        matrix = self.vectorizer.fit_transform([t or "_" for t in texts]).tocsr()
+        self._t = matrix.T.tocsr()
         self._intents = intents
         self.n_intents = n_intents
         # examples grouped by scenario, for a per-scenario maximum with one reduceat
         self._order = np.argsort(intents, kind="stable")
-        present, self._starts = np.unique(intents[self._order], return_index=True)
-        self._present = present
+        self._present, self._starts = np.unique(intents[self._order], return_index=True)
         member = sparse.csr_matrix(
             (np.ones(len(intents), dtype=np.float32), (intents, np.arange(len(intents)))),
             shape=(n_intents, len(intents)),
         )
-        self._sums = (member @ self.matrix).tocsr()  # sum of unit rows per scenario
-        self._sums_t = self._sums.T.tocsr()
-        self._sq = np.asarray(self._sums.multiply(self._sums).sum(axis=1)).ravel()
+        sums = (member @ matrix).tocsr()  # sum of the unit rows per scenario
+        self._sums_t = sums.T.tocsr()
+        self._sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
+        # leave-one-out: an example's dot with its scenario's sum, and its squared norm
+        self._own_dot = np.asarray(sums[intents].multiply(matrix).sum(axis=1)).ravel()
+        self._norm2 = np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()
 
     def vectors(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return self.vectorizer.transform(texts).tocsr()
@@ -70,16 +73,40 @@ class CharIndex:
         for k, n in enumerate(exclude):
             if n is None:
                 continue
-            sims[k, n] = 0.0
             own = self._intents[n]
-            # the centroid without the excluded (unit) vector: S − x
-            sq[k, own] = sq[k, own] - 2 * dots[k, own] + 1
-            dots[k, own] -= 1
+            dots[k, own] -= sims[k, n]  # the centroid without the excluded vector: S − x
+            sq[k, own] = sq[k, own] - 2 * self._own_dot[n] + self._norm2[n]
+            sims[k, n] = 0.0
         best = np.zeros((len(exclude), self.n_intents))
         if len(self._order):
             best[:, self._present] = np.maximum.reduceat(sims[:, self._order], self._starts, axis=1)
         centroid = dots / np.sqrt(np.maximum(sq, 1e-9))
         return best, np.clip(centroid, 0.0, 1.0)
+
+
+class Evidence:
+    """Feature rows of utterances against one KB: words and characters."""
+
+    def __init__(self, lexical: LexicalIndex, tokens: Sequence[list[str]], intents: np.ndarray):
+        n = lexical.n_intents
+        self.lexical = lexical
+        self.chars = CharIndex([" ".join(t) for t in tokens], intents, n)
+
+    def rows(
+        self, queries: Sequence[tuple[list[str], int | None, int | None]]
+    ) -> list[tuple[np.ndarray, np.ndarray, Lexical]]:
+        """(candidates, their FEATURES rows, word evidence) per (tokens, context, exclude)."""
+        lexes = [self.lexical.score(t, ctx, ex) for t, ctx, ex in queries]
+        excluded = [ex for *_, ex in queries]
+        char_best, char_centroid = self.chars.similarities(
+            self.chars.vectors([" ".join(lex.tokens) for lex in lexes]), excluded
+        )
+        out = []
+        for k, lex in enumerate(lexes):
+            cands = candidates(lex, char_best[k])
+            feats = rows(lex, char_best[k], char_centroid[k], cands)
+            out.append((cands, feats, lex))
+        return out
 
 
 def _lead(values: np.ndarray, cands: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from services.dialog import calibrate
 from services.dialog.base import Decision
-from services.dialog.features import CharIndex, candidates, rows
+from services.dialog.features import Evidence
 from services.dialog.lexical import LexicalIndex
 from services.dialog.model import Model, Thresholds, decide
 from services.dialog.schema import MatchingSettings
@@ -73,20 +73,14 @@ class Matcher:
         for intent, words in keywords.items():
             for key, weight in words.items():
                 kw.setdefault(key, []).append((index[intent], weight))
-        self.lexical = LexicalIndex(
-            indexed,
-            len(self.intents),
-            kw,
-            {index[i]: ex for i, ex in contexts.items()},
+        lexical = LexicalIndex(
+            indexed, len(self.intents), kw, {index[i]: ex for i, ex in contexts.items()}
         )
-        self.chars = CharIndex(
-            [" ".join(t) for _, t in indexed],
-            np.array([i for i, _ in indexed], dtype=np.int64),
-            len(self.intents),
+        self.evidence = Evidence(
+            lexical, [t for _, t in indexed], np.array([i for i, _ in indexed], dtype=np.int64)
         )
         self.model, self.report = trainer(
-            self.lexical,
-            self.chars,
+            self.evidence,
             indexed[: len(examples)],
             [(index[i], t) for i, t in tests if i in index],
             normalize,
@@ -110,16 +104,10 @@ class Matcher:
         self, tokens: list[str], context: str | None = None, exclude: int | None = None
     ) -> Match:
         ctx = self.intents.index(context) if context in self.intents else None
-        lex = self.lexical.score(tokens, ctx, exclude)
-        best, centroid = self.chars.similarities(
-            self.chars.vectors([" ".join(lex.tokens)]), [exclude]
-        )
-        cands = candidates(lex, best[0])
-        if ctx is not None and lex.context >= CONTEXT_MATCH and ctx not in cands:
-            cands = np.append(cands, ctx)
+        cands, feats, lex = self.evidence.rows([(tokens, ctx, exclude)])[0]
         if not tokens or not len(cands):
             return Match(tokens, [], 0.0, 0.0, "handoff")
-        probs = self.model.probabilities(rows(lex, best[0], centroid[0], cands))
+        probs = self.model.probabilities(feats)
         if ctx is not None and lex.context >= CONTEXT_MATCH:
             probs[cands == ctx] = np.maximum(probs[cands == ctx], lex.context)
         order = np.argsort(-probs)[:TOP]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 import pymorphy3
+from rapidfuzz import fuzz, process
 
 # Said while thinking or to get attention; removed as whole phrases before lemmatization.
 FILLERS = (
@@ -179,12 +180,32 @@ def _replace_phrases(
     return out
 
 
+REPAIR_CUTOFF = 78  # fuzz.ratio of a misheard word form to a word form the KB uses
+MAX_JOIN = 3  # «рос потреб надзор»: most words a split word was heard as
+
+
 class Normalizer:
-    """Text → list of normalized tokens (lemmas, digits, canonical synonyms)."""
+    """Text → list of normalized tokens (lemmas, digits, canonical synonyms).
+
+    With the KB's `vocabulary` (the word forms its editors wrote), recognition slips are
+    repaired on the word forms, before lemmas hide them: words heard split in two or three
+    («бес платный», «в ключат») are joined when the joined form is the KB's and a part is not;
+    a form the KB never uses whose lemma the KB does not know either («линея», «мабильного»)
+    becomes the closest form the KB uses with the same first letter.
+    """
 
     def __init__(
-        self, synonyms: Mapping[str, Iterable[str]] | None = None, fillers: Iterable[str] = ()
+        self,
+        synonyms: Mapping[str, Iterable[str]] | None = None,
+        fillers: Iterable[str] = (),
+        vocabulary: Iterable[str] = (),
     ):
+        self._surface = {w for text in vocabulary for w in words(text)}
+        self._lemmas = {lemma(w)[0] for w in self._surface}
+        self._buckets: dict[str, list[str]] = {}
+        for w in sorted(self._surface):
+            if len(w) >= 4 and w.isalpha():
+                self._buckets.setdefault(w[0], []).append(w)
         self._fillers = {tuple(words(f)): () for f in (*FILLERS, *fillers)}
         self._synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
         for canonical, variants in (synonyms or {}).items():
@@ -194,9 +215,39 @@ class Normalizer:
                 if source and source != target:
                     self._synonyms[source] = target
 
+    def _known(self, word: str) -> bool:
+        return word in self._surface or lemma(word)[0] in self._lemmas
+
+    def _repair(self, surface: list[str]) -> list[str]:
+        out: list[str] = []
+        i = 0
+        while i < len(surface):
+            for n in range(min(MAX_JOIN, len(surface) - i), 1, -1):
+                parts = surface[i : i + n]
+                joined = "".join(parts)
+                if joined.isalpha() and self._known(joined) and not all(map(self._known, parts)):
+                    out.append(joined)
+                    i += n
+                    break
+            else:
+                word = surface[i]
+                if len(word) >= 4 and word.isalpha() and not self._known(word):
+                    best = process.extractOne(
+                        word,
+                        self._buckets.get(word[0], []),
+                        scorer=fuzz.ratio,
+                        score_cutoff=REPAIR_CUTOFF,
+                    )
+                    word = best[0] if best else word
+                out.append(word)
+                i += 1
+        return out
+
     def tokens(self, text: str) -> list[str]:
         surface = [w for w in words(text) if not _HESITATION.match(w)]
         surface = _replace_phrases(surface, self._fillers)
+        if self._surface:
+            surface = self._repair(surface)
         lemmas = []
         for word in surface:
             form, pos = lemma(word)

@@ -174,13 +174,18 @@ class ActRecognizer:
             for n, (w, kind) in enumerate(zip(surface, kinds, strict=True))
             if kind is not None and kind not in STRIPPED and not (n < opening and kind in LEADING)
         )
-        return Heard(acts, self._requests(lems, kinds, said), content, rest)
+        return Heard(acts, self._requests(surface, lems, kinds, said), content, rest)
 
     def _requests(
-        self, lems: list[str], kinds: list[Act | bool | None], said: list[bool]
+        self,
+        surface: list[str],
+        lems: list[str],
+        kinds: list[Act | bool | None],
+        said: list[bool],
     ) -> frozenset[Act]:
         """Acts with a request word next to them, nothing but act words and fillers between:
-        «соедините с сотрудником банка», not «хочу помогать людям»."""
+        «соедините с сотрудником банка», «оператора позовите», not «хочу помогать людям». After
+        the act only a verb asks: «…ушли чужому человеку можно ли отменить» is no request."""
         asked = set()
         for i, kind in enumerate(kinds):
             if not isinstance(kind, Act) or kind not in self._asks or kind in asked:
@@ -188,7 +193,8 @@ class ActRecognizer:
             for step in (-1, 1):
                 j = i + step
                 while 0 <= j < len(lems) and not said[j]:
-                    if lems[j] in self._asks[kind]:
+                    verb = lemma(surface[j])[1] in ("VERB", "INFN")
+                    if lems[j] in self._asks[kind] and (step < 0 or verb):
                         asked.add(kind)
                     j += step
         return frozenset(asked)

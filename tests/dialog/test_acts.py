@@ -338,3 +338,8 @@ def test_acts_on_the_bank_kb_which_writes_none(bank: DialogEngine, text: str, ac
     assert r.act is act and r.reason in (None, Reason.OPERATOR), r
     assert (r.decision == "handoff") == (act is Act.OPERATOR)
     assert r.end_call == (act is Act.BYE)
+
+
+def test_after_a_person_only_a_verb_makes_a_request(plain: DialogEngine) -> None:
+    assert plain.snapshot.kb.acts.recognize("оператора позовите").asked == {Act.OPERATOR}
+    assert not plain.snapshot.kb.acts.recognize("деньги ушли другому человеку можно вернуть").asked

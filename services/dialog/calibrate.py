@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +43,10 @@ MAX_OOS_ANSWERED = 0.03  # of background (foreign) questions answered
 # example still names the scenario), so this bound is looser
 MAX_NEAR_ANSWERED = 0.25
 CLARIFY_COST = 1.0  # a useless «… или …?» (out of scope, or neither is right) costs a useful one
-MAX_QUERIES = 700  # leave-one-out examples scored at most (sampled beyond)
+MAX_QUERIES = 400  # leave-one-out examples scored at most (sampled beyond)
 MIN_QUERIES = 30  # fewer examples: the prior model (prior.json)
 NEAR_MISSES = 150
-SPOKEN = 300
+SPOKEN = 200
 VERBATIM = 100
 BACKGROUND_COVERED = 0.6  # a background question this KB covers this well may be in scope
 REGULARIZATION = 1.0  # inverse L2 strength of the logistic regression
@@ -85,6 +85,11 @@ class Scored:
     probs: np.ndarray
 
     def ranked(self) -> tuple[int | None, float, int | None, float]:
+        """(best candidate, its probability, runner-up, its probability)."""
+        return self._ranked
+
+    @cached_property
+    def _ranked(self) -> tuple[int | None, float, int | None, float]:
         order = np.argsort(-self.probs)
         first = (int(self.cands[order[0]]), float(self.probs[order[0]])) if len(order) else None
         second = (

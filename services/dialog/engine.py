@@ -8,10 +8,13 @@ they were created with for the whole call.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import re
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import watchfiles
@@ -179,16 +182,53 @@ class KBStatus(BaseModel):
     errors: list[Issue]  # why the last reload was rejected; empty when it succeeded
 
 
+def _issues(exc: BaseException, kb_dir: Path) -> list[Issue]:
+    """Why a KB was rejected, as editor-grade issues (errors only)."""
+    issues = getattr(exc, "issues", None) or [
+        Issue(
+            severity="error",
+            file=str(kb_dir),
+            line=None,
+            message=f"{type(exc).__name__}: {exc}",
+            fix="give the scenarios examples with words callers say"
+            if isinstance(exc, TrainingFailed)
+            else "check the knowledge base directory",
+        )
+    ]
+    return [i for i in issues if i.severity == "error"]
+
+
+def _build(kb_dir: Path, version: int) -> Snapshot | list[Issue]:
+    """Read, validate and train a KB: its snapshot, or the issues that reject it."""
+    try:
+        kb, warnings = require_kb(kb_dir)
+        return Snapshot.build(kb, warnings, version)
+    except Exception as exc:  # KBInvalid, an unreadable directory, training failed
+        return _issues(exc, kb_dir)
+
+
+@cache
+def _builder() -> ProcessPoolExecutor:
+    """One worker process for reloads: training there leaves this process's cores and GIL to
+    the calls in progress. A forkserver child (this process has threads; fork would copy
+    their locks) with the dialog modules preloaded."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["services.dialog.engine"])
+    return ProcessPoolExecutor(max_workers=1, mp_context=context)
+
+
 class DialogEngine:
-    def __init__(self, kb_dir: Path, snapshot: Snapshot):
+    def __init__(self, kb_dir: Path, snapshot: Snapshot, *, isolate: bool = True):
+        """`isolate`: reloads train in a worker process (False: in the calling thread)."""
         self.kb_dir = Path(kb_dir)
         self._snapshot = snapshot
+        self._isolate = isolate
         self._lock = threading.Lock()
         self._errors: list[Issue] = []
         self._last_reload_at: float | None = None
 
     @classmethod
-    def load(cls, kb_dir: Path | str) -> DialogEngine:
+    def load(cls, kb_dir: Path | str, *, isolate: bool = True) -> DialogEngine:
         """Load and compile the KB; raises loader.KBInvalid (with every issue) when it is broken."""
         kb, warnings = require_kb(Path(kb_dir))
         snapshot = Snapshot.build(kb, warnings)
@@ -199,7 +239,7 @@ class DialogEngine:
             examples=len(snapshot.matcher),
             seconds=round(snapshot.load_seconds, 3),
         )
-        return cls(Path(kb_dir), snapshot)
+        return cls(Path(kb_dir), snapshot, isolate=isolate)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -211,39 +251,34 @@ class DialogEngine:
     def reload(self) -> KBStatus:
         """Re-read the directory and retrain; on any error keep the current KB and remember why.
 
-        Safe to call from a thread (the file watcher and `POST /v1/kb/reload` do): calls in
-        progress keep matching on the snapshot they hold while the new one trains."""
+        Blocks its caller (the file watcher and `POST /v1/kb/reload` call it in a thread);
+        calls in progress keep matching on the snapshot they hold while the new one trains."""
         with self._lock:
             self._last_reload_at = time.time()
+            version = self._snapshot.version + 1
             try:
-                kb, warnings = require_kb(self.kb_dir)
-                snapshot = Snapshot.build(kb, warnings, self._snapshot.version + 1)
-            except Exception as exc:  # KBInvalid, an unreadable directory, training failed
-                self._errors = getattr(exc, "issues", None) or [
-                    Issue(
-                        severity="error",
-                        file=str(self.kb_dir),
-                        line=None,
-                        message=f"{type(exc).__name__}: {exc}",
-                        fix="check the knowledge base directory"
-                        if not isinstance(exc, TrainingFailed)
-                        else "give the scenarios examples with words callers say",
-                    )
-                ]
-                self._errors = [i for i in self._errors if i.severity == "error"]
+                built = (
+                    _builder().submit(_build, self.kb_dir, version).result()
+                    if self._isolate
+                    else _build(self.kb_dir, version)
+                )
+            except Exception as exc:  # the worker process died
+                built = _issues(exc, self.kb_dir)
+            if isinstance(built, list):
+                self._errors = built
                 log.error(
                     "kb reload rejected; keeping the previous KB",
                     version=self._snapshot.version,
                     errors=[str(i) for i in self._errors],
                 )
                 return self.status()
-            self._snapshot = snapshot
+            self._snapshot = built
             self._errors = []
             log.info(
                 "kb reloaded",
-                version=snapshot.version,
-                scenarios=len(kb.scenarios),
-                seconds=round(snapshot.load_seconds, 3),
+                version=built.version,
+                scenarios=len(built.kb.scenarios),
+                seconds=round(built.load_seconds, 3),
             )
             return self.status()
 

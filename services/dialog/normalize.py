@@ -225,7 +225,12 @@ class Normalizer:
             for n in range(min(MAX_JOIN, len(surface) - i), 1, -1):
                 parts = surface[i : i + n]
                 joined = "".join(parts)
-                if joined.isalpha() and self._known(joined) and not all(map(self._known, parts)):
+                if (
+                    not all(map(self._known, parts))
+                    and joined.isalpha()
+                    and (joined in self._surface or _analyzer().word_is_known(joined))
+                    and self._known(joined)
+                ):
                     out.append(joined)
                     i += n
                     break

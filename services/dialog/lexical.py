@@ -28,7 +28,7 @@ from rapidfuzz import fuzz, process
 
 UNKNOWN_WORD_IDF = 2.0  # × the rarest KB word's IDF: a word the KB never uses
 CORRECTION_CUTOFF = 80  # ratio for mapping an unknown (misheard) token to a KB word
-MAX_FUZZY = 200  # examples fuzzy-scored per utterance: those sharing the most IDF weight
+MAX_FUZZY = 100  # examples fuzzy-scored per utterance: those sharing the most IDF weight
 WINDOW = 5  # words in a clause window of a long turn
 FUZZY_SHARE = 0.3  # of an example's lexical score (the rest: overlap), as before issue 14
 

@@ -25,6 +25,7 @@ from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord, CallStore
 from services.gateway.engines import Engines, load_engines
 from services.gateway.registry import CallRegistry
+from services.gateway.switchboard import GatewaySwitchboard
 from services.gateway.ws import serve_websocket_call
 
 log = get_logger("gateway")
@@ -46,7 +47,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engines = engines or await asyncio.to_thread(load_engines, settings)
-        app.state.registry = CallRegistry(CallStore(settings.data_dir / "calls.sqlite3"))
+        switchboard = GatewaySwitchboard(app.state.engines, policy)
+        store = CallStore(settings.data_dir / "calls.sqlite3")
+        app.state.registry = CallRegistry(store, switchboard)
         app.state.audiosocket = None
         if audiosocket.enabled:
             app.state.audiosocket = AudioSocketServer(
@@ -99,7 +102,7 @@ def create_app(
 
     @app.websocket("/call")
     async def call(ws: WebSocket) -> None:
-        await serve_websocket_call(ws, app.state.engines, app.state.registry, policy)
+        await serve_websocket_call(ws, app.state.registry, policy)
 
     @app.get("/v1/calls/{call_id}")
     async def call_record(call_id: str) -> CallRecord:

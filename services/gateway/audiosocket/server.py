@@ -27,7 +27,8 @@ from services.gateway.audiosocket.protocol import (
     rate_of_first_audio,
 )
 from services.gateway.call import events as ev
-from services.gateway.call.engine import Audio, Call, CallerInput, Digit, HangUp
+from services.gateway.call.leg import Audio, CallerInput, Digit, HangUp, MediaLeg
+from services.gateway.call.party import RELEASED_BY_US, Ending, EndReason
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord
 from services.gateway.engines import Engines
@@ -35,7 +36,6 @@ from services.gateway.registry import CallRegistry
 
 log = get_logger("gateway.audiosocket")
 MAX_CALL_RATE = 48000  # the engines' highest rate; 96/192 kHz lines are resampled to it
-BOT_ENDINGS = ("transfer", "bot_goodbye", "silence")
 
 
 class AudioSocketSettings(BaseSettings):
@@ -172,18 +172,17 @@ class AudioSocketServer:
         output = AudioSocketOutput(
             writer, frame.kind, wire_rate, call_rate, self._settings.write_timeout_s
         )
-        call = Call(
+        leg = MediaLeg(
             call_id=call_id,
             caller_id=peer,
             sample_rate=call_rate,
             transport="audiosocket",
-            engines=self._engines,
             output=output,
             policy=self._policy,
         )
         down = _Resampler(wire_rate, call_rate)
-        record = await self._registry.run(call, self._inputs([*early, frame], frames, down))
-        if record.end_reason in BOT_ENDINGS or record.end_reason.startswith("protocol"):
+        await self._registry.run(leg, self._inputs([*early, frame], frames, down))
+        if leg.ending is not None and leg.ending.reason in RELEASED_BY_US:
             await _hangup(writer)  # AudioSocket() returns and the dialplan goes on (Queue())
 
     async def _inputs(
@@ -202,16 +201,18 @@ class AudioSocketServer:
                 elif frame.kind is Kind.DTMF:
                     yield Digit(frame.digit)
                 elif frame.kind is Kind.HANGUP:
-                    yield HangUp("caller_hangup")
+                    yield HangUp()
                     return
                 elif frame.kind is Kind.ERROR:
-                    yield HangUp(f"asterisk error: {frame.error}")
+                    yield HangUp(Ending(EndReason.PEER_GONE, f"asterisk error: {frame.error}"))
                     return
                 else:
                     raise ProtocolError(f"{frame.kind.name} frame in the middle of a call")
         except (ProtocolError, TimeoutError, ConnectionError) as exc:
             log.warning("audiosocket_call_broken", reason=_reason(exc))
-            yield HangUp(_reason(exc))
+            broken = isinstance(exc, ProtocolError)
+            kind = EndReason.PROTOCOL_ERROR if broken else EndReason.PEER_GONE
+            yield HangUp(Ending(kind, _reason(exc)))
 
     async def _frames(self, reader: asyncio.StreamReader) -> AsyncIterator[Frame]:
         """Frames as they arrive; a peer that goes quiet, or dribbles one frame, times out."""

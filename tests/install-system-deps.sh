@@ -15,6 +15,8 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 # sounds/ru and ships their texts, which the Russian WER benchmark reads.
 [ -d /usr/share/asterisk/sounds/ru ] || need+=(asterisk-core-sounds-ru-wav asterisk-core-sounds-ru)
 command -v fstcompose >/dev/null || need+=(libfst-tools)
+# the handoff queue's Redis backend: its tests start their own server on a free port
+command -v redis-server >/dev/null || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "tests: missing Debian packages: ${need[*]} (install them as root; dependent tests skip)" >&2

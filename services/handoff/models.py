@@ -38,6 +38,7 @@ class CallState(StrEnum):
     WAITING = "waiting"
     OFFERED = "offered"
     TALKING = "talking"
+    WRAP_UP = "wrap_up"  # the caller hung up mid-talk; kept until the operator finishes
 
 
 class WaitEnd(StrEnum):
@@ -166,7 +167,10 @@ class WaitingCall(BaseModel):
     owner: str  # the gateway instance that holds the caller's media
     operator_id: str | None = None  # offered to / talking with
     offer_id: str | None = None
+    offered_at: float | None = None
+    lease_until: float | None = None
     answered_at: float | None = None
+    ended_at: float | None = None  # the caller hung up mid-talk
     declined_by: list[str] = Field(default_factory=list)  # not offered to them again
 
     @property

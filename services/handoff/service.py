@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -139,6 +140,8 @@ class HandoffService:
         self._answered: dict[str, asyncio.Future[str]] = {}
         self._on_hold: set[str] = set()
         self._dispatch_lock = asyncio.Lock()
+        self.latest_figures: dict[str, QueueFigures] = {}  # what /metrics shows
+        self._figures_at = -math.inf
 
     # --- the caller's side (the gateway) -------------------------------------------------
     async def enqueue(self, context: CallContext) -> Position:
@@ -322,6 +325,18 @@ class HandoffService:
             service_level_s=self.settings.service_level_s,
         )
 
+    async def queues(self) -> list[str]:
+        """Every queue in use: the general one, those operators serve, those callers are in."""
+        names = {self.settings.general_queue}
+        names.update(q for op in await self.store.operators() for q in op.queues)
+        names.update(c.context.queue for c in await self.store.waiting())
+        return sorted(names)
+
+    async def refresh_figures(self) -> dict[str, QueueFigures]:
+        self.latest_figures = {q: await self.figures(q) for q in await self.queues()}
+        self._figures_at = self.clock()
+        return self.latest_figures
+
     # --- the router's heartbeat ----------------------------------------------------------
     async def dispatch(self) -> list[Offer]:
         """Offer waiting calls to this process's connected, available operators, the longest
@@ -356,6 +371,8 @@ class HandoffService:
             self._forget_call(call_id)
         await self._notice_remote_answers()
         await self.dispatch()
+        if self.clock() - self._figures_at >= settings.figures_every_s:
+            await self.refresh_figures()
 
     async def run(self) -> None:
         """Tick until cancelled (the gateway runs it as a background task)."""

@@ -42,6 +42,7 @@ class HandoffSettings(BaseSettings):
     )
     service_level_s: float = Field(20.0, gt=0, description="service level: answered within this")
     tick_s: float = Field(0.5, gt=0, description="how often leases, overflow, wrap-up are checked")
+    figures_every_s: float = Field(5.0, gt=0, description="how often /metrics' figures refresh")
     owner_ttl_s: float = Field(
         15.0, gt=0, description="a gateway silent this long has lost its waiting callers"
     )

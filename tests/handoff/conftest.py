@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -9,8 +11,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 from services.handoff.core import QueueCore
 from services.handoff.embedded import EmbeddedStore
@@ -97,3 +101,22 @@ async def store(
     opened = open_store(request.param, tmp_path, clock, request)
     yield opened
     await opened.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_here(app: Any) -> AsyncIterator[int]:
+    """Real uvicorn on a free port in this test's event loop (the service's loop too)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

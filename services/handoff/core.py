@@ -14,7 +14,7 @@ import statistics
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from services.handoff.models import (
     CALLER_ENDS,
@@ -66,6 +66,14 @@ class Tx(Protocol):
     def put_callback(self, callback: Callback) -> None: ...
     def add_wait(self, record: WaitRecord) -> None: ...
     def add_talk(self, record: TalkRecord) -> None: ...
+
+
+class Slot(NamedTuple):
+    """A call's place, without its context."""
+
+    queue: str
+    state: CallState
+    key: tuple[int, float, str]  # routing_key
 
 
 def new_id() -> str:
@@ -249,19 +257,22 @@ class QueueCore(ABC):
         ]
         return sorted(calls, key=routing_key)
 
+    async def _lineup(self) -> list[Slot]:
+        """Every call's queue, state and routing key (a backend may read just these)."""
+        return [Slot(c.context.queue, c.state, routing_key(c)) for c in await self._calls()]
+
     async def position(self, call_id: str) -> Position | None:
-        calls = await self._calls()
-        call = next((c for c in calls if c.call_id == call_id), None)
-        if call is None or call.state not in (CallState.WAITING, CallState.OFFERED):
+        slots = await self._lineup()
+        mine = next((s for s in slots if s.key[2] == call_id), None)
+        if mine is None or mine.state not in (CallState.WAITING, CallState.OFFERED):
             return None
-        queue = call.context.queue
-        key = routing_key(call)
+        queue = mine.queue
         ahead = sum(
             1
-            for c in calls
-            if c.context.queue == queue
-            and c.state in (CallState.WAITING, CallState.OFFERED)
-            and routing_key(c) < key
+            for s in slots
+            if s.queue == queue
+            and s.state in (CallState.WAITING, CallState.OFFERED)
+            and s.key < mine.key
         )
         staffed = on_shift(await self.operators(), queue)
         handling = await self.recent_handling_s(queue, window_s=self.eta_window_s)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from services.handoff.core import QueueCore, Tx, new_id, offer_of
+from services.handoff.core import QueueCore, Slot, Tx, new_id, offer_of
 from services.handoff.models import (
     Callback,
     CallState,
@@ -87,6 +87,7 @@ def _call_fields(call: WaitingCall) -> dict[str, str]:
         "queue": call.context.queue,
         "skill": call.context.skill or "",
         "priority": str(call.context.priority),
+        "enqueued_at": repr(call.enqueued_at),
         "declined": json.dumps(call.declined_by),
         "operator_id": call.operator_id or "",
         "offer_id": call.offer_id or "",
@@ -288,6 +289,18 @@ class RedisStore(QueueCore):
                 pipe.hgetall(self._key("call", call_id))
             rows = await pipe.execute()
         return [call for row in rows if (call := _call_of(row)) is not None]
+
+    async def _lineup(self) -> list[Slot]:
+        ids = list(await self.redis.smembers(self._key("calls")))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call_id in ids:
+                pipe.hmget(self._key("call", call_id), "queue", "state", "priority", "enqueued_at")
+            rows = await pipe.execute()
+        return [
+            Slot(queue, CallState(state), (-int(priority), float(at), call_id))
+            for call_id, (queue, state, priority, at) in zip(ids, rows, strict=True)
+            if queue is not None
+        ]
 
     async def operator(self, operator_id: str) -> Operator | None:
         return _operator_of(await self.redis.hgetall(self._key("op", operator_id)))

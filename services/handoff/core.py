@@ -14,7 +14,7 @@ import statistics
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from services.handoff.models import (
     CALLER_ENDS,
@@ -68,12 +68,8 @@ class Tx(Protocol):
     def add_talk(self, record: TalkRecord) -> None: ...
 
 
-class Slot(NamedTuple):
-    """A call's place, without its context."""
-
-    queue: str
-    state: CallState
-    key: tuple[int, float, str]  # routing_key
+# States in which a call is in line: the caller still waits for a person.
+IN_LINE = frozenset({CallState.WAITING, CallState.OFFERED})
 
 
 def new_id() -> str:
@@ -213,7 +209,7 @@ class QueueCore(ABC):
     async def _waits(self, queue: str, since: float) -> list[WaitRecord]: ...
 
     @abstractmethod
-    async def _talks(self, queue: str, since: float) -> list[TalkRecord]:
+    async def _talks(self, queue: str, since: float, limit: int | None = None) -> list[TalkRecord]:
         """The queue's talks that ended after `since`, the most recent first."""
 
     @abstractmethod
@@ -252,31 +248,31 @@ class QueueCore(ABC):
         calls = [
             c
             for c in await self._calls()
-            if c.state in (CallState.WAITING, CallState.OFFERED)
-            and (queue is None or c.context.queue == queue)
+            if c.state in IN_LINE and (queue is None or c.context.queue == queue)
         ]
         return sorted(calls, key=routing_key)
 
-    async def _lineup(self) -> list[Slot]:
-        """Every call's queue, state and routing key (a backend may read just these)."""
-        return [Slot(c.context.queue, c.state, routing_key(c)) for c in await self._calls()]
-
-    async def position(self, call_id: str) -> Position | None:
-        slots = await self._lineup()
-        mine = next((s for s in slots if s.key[2] == call_id), None)
-        if mine is None or mine.state not in (CallState.WAITING, CallState.OFFERED):
+    async def _place(self, call_id: str) -> tuple[str, int] | None:
+        """The queue a call is in line in and its 1-based place; None when not in line."""
+        calls = await self._calls()
+        mine = next((c for c in calls if c.call_id == call_id), None)
+        if mine is None or mine.state not in IN_LINE:
             return None
-        queue = mine.queue
+        queue, key = mine.context.queue, routing_key(mine)
         ahead = sum(
             1
-            for s in slots
-            if s.queue == queue
-            and s.state in (CallState.WAITING, CallState.OFFERED)
-            and s.key < mine.key
+            for c in calls
+            if c.context.queue == queue and c.state in IN_LINE and routing_key(c) < key
         )
+        return queue, ahead + 1
+
+    async def position(self, call_id: str) -> Position | None:
+        found = await self._place(call_id)
+        if found is None:
+            return None
+        queue, place = found
         staffed = on_shift(await self.operators(), queue)
         handling = await self.recent_handling_s(queue, window_s=self.eta_window_s)
-        place = ahead + 1
         eta = (place * (handling or self.default_handling_s) / staffed) if staffed else None
         return Position(
             call_id=call_id,
@@ -734,6 +730,6 @@ class QueueCore(ABC):
         )
 
     async def recent_handling_s(self, queue: str, *, window_s: float) -> float | None:
-        talks = (await self._talks(queue, self.clock() - window_s))[:RECENT_TALKS]
+        talks = await self._talks(queue, self.clock() - window_s, RECENT_TALKS)
         handled = [t.ended_at - t.answered_at for t in talks]
         return statistics.fmean(handled) if handled else None

@@ -209,10 +209,11 @@ class EmbeddedStore(QueueCore):
         ).fetchall()
         return [WaitRecord.model_validate_json(body) for (body,) in rows]
 
-    async def _talks(self, queue: str, since: float) -> list[TalkRecord]:
+    async def _talks(self, queue: str, since: float, limit: int | None = None) -> list[TalkRecord]:
         rows = self._db.execute(
-            "SELECT body FROM talks WHERE queue = ? AND ended_at >= ? ORDER BY ended_at DESC",
-            (queue, since),
+            "SELECT body FROM talks WHERE queue = ? AND ended_at >= ? ORDER BY ended_at DESC"
+            " LIMIT ?",
+            (queue, since, -1 if limit is None else limit),
         ).fetchall()
         return [TalkRecord.model_validate_json(body) for (body,) in rows]
 

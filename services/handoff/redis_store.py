@@ -1,9 +1,10 @@
 """The Redis backend: one queue shared by several gateways.
 
 Each call and operator is a hash: the full model as JSON (`body`) beside the fields routing reads
-and the claim script writes (state, operator, offer, lease; queue, skill, priority, declined),
-which override the body when read, so the script never re-encodes JSON. Waiting (claimable)
-calls are also in one sorted set per queue, scored by enqueue time.
+and the claim script writes (state, operator, offer, lease; queue, skill, declined),
+which override the body when read, so the script never re-encodes JSON. The calls in line
+(waiting or offered) are also in one sorted set per queue in routing order (`line_score`), so a
+place is one ZRANK and the claim script stops at the first call an operator may take.
 
 `claim_next` is one Lua script (CLAIM): it picks the call as `core.routing_key` orders them and
 writes the lease in the same atomic step, so two operators — on any gateway — never get the same
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from services.handoff.core import QueueCore, Slot, Tx, new_id, offer_of
+from services.handoff.core import IN_LINE, QueueCore, Tx, new_id, offer_of
 from services.handoff.models import (
     Callback,
     CallState,
@@ -49,31 +50,34 @@ local opk = p .. 'op:' .. op_id
 if redis.call('HGET', opk, 'state') ~= 'available' then return false end
 local skills = {}
 for _, s in ipairs(cjson.decode(redis.call('HGET', opk, 'skills'))) do skills[s] = true end
-local best, best_pri, best_at
+local best, best_score
 for _, q in ipairs(cjson.decode(redis.call('HGET', opk, 'queues'))) do
-  local ids = redis.call('ZRANGE', p .. 'wq:' .. q, 0, -1, 'WITHSCORES')
-  for i = 1, #ids, 2 do
-    local id, at = ids[i], tonumber(ids[i + 1])
-    local f = redis.call('HMGET', p .. 'call:' .. id, 'state', 'skill', 'priority', 'declined')
+  -- the line is in routing order: the first call this operator may take is the queue's best
+  local line = redis.call('ZRANGE', p .. 'line:' .. q, 0, -1, 'WITHSCORES')
+  for i = 1, #line, 2 do
+    local id, score = line[i], tonumber(line[i + 1])
+    if best ~= nil and (score > best_score or (score == best_score and id > best)) then break end
+    local f = redis.call('HMGET', p .. 'call:' .. id, 'state', 'skill', 'declined')
     if f[1] == 'waiting' and (f[2] == '' or skills[f[2]]) then
       local declined = false
-      for _, d in ipairs(cjson.decode(f[4])) do if d == op_id then declined = true end end
-      local pri = tonumber(f[3])
-      if not declined and (best == nil or pri > best_pri
-          or (pri == best_pri and (at < best_at or (at == best_at and id < best)))) then
-        best, best_pri, best_at = id, pri, at
-      end
+      for _, d in ipairs(cjson.decode(f[3])) do if d == op_id then declined = true end end
+      if not declined then best, best_score = id, score; break end
     end
   end
 end
 if best == nil then return false end
-local ck = p .. 'call:' .. best
-redis.call('HSET', ck, 'state', 'offered', 'operator_id', op_id, 'offer_id', token .. '.' .. best,
-  'offered_at', ARGV[3], 'lease_until', tostring(now + lease))
-redis.call('ZREM', p .. 'wq:' .. redis.call('HGET', ck, 'queue'), best)
+redis.call('HSET', p .. 'call:' .. best, 'state', 'offered', 'operator_id', op_id,
+  'offer_id', token .. '.' .. best, 'offered_at', ARGV[3], 'lease_until', tostring(now + lease))
 redis.call('HSET', opk, 'state', 'offered', 'since', ARGV[3], 'call_id', best)
 return best
 """
+
+
+def line_score(call: WaitingCall) -> float:
+    """`core.routing_key` as one number: priority bands 1e10 s wide, enqueue time within (wall
+    time stays below 1e10 s until 2286; equal scores fall back to the call id, as the key does).
+    """
+    return (100 - call.context.priority) * 1e10 + call.enqueued_at
 
 
 def _opt_float(raw: str) -> float | None:
@@ -86,8 +90,6 @@ def _call_fields(call: WaitingCall) -> dict[str, str]:
         "state": call.state.value,
         "queue": call.context.queue,
         "skill": call.context.skill or "",
-        "priority": str(call.context.priority),
-        "enqueued_at": repr(call.enqueued_at),
         "declined": json.dumps(call.declined_by),
         "operator_id": call.operator_id or "",
         "offer_id": call.offer_id or "",
@@ -167,7 +169,7 @@ class _Step:
     def _unindex(self, pipe: Any, call_id: str) -> None:
         for seen in (self.read_calls.get(call_id), self.calls.get(call_id)):
             if seen is not None:
-                pipe.zrem(self.store._key("wq", seen.context.queue), call_id)
+                pipe.zrem(self.store._key("line", seen.context.queue), call_id)
 
     def put_call(self, call: WaitingCall) -> None:
         self.calls[call.call_id] = call
@@ -177,10 +179,10 @@ class _Step:
             self._unindex(pipe, snapshot.call_id)
             pipe.hset(self.store._key("call", snapshot.call_id), mapping=_call_fields(snapshot))
             pipe.sadd(self.store._key("calls"), snapshot.call_id)
-            if snapshot.state is CallState.WAITING:
+            if snapshot.state in IN_LINE:
                 pipe.zadd(
-                    self.store._key("wq", snapshot.context.queue),
-                    {snapshot.call_id: snapshot.enqueued_at},
+                    self.store._key("line", snapshot.context.queue),
+                    {snapshot.call_id: line_score(snapshot)},
                 )
 
         self.writes.append(write)
@@ -276,7 +278,8 @@ class RedisStore(QueueCore):
         if not call_id:
             return None
         call = await self.call(call_id)
-        assert call is not None  # claimed in the script: only its operator's steps remove it
+        if call is None or call.operator_id != operator_id:
+            return None  # the caller left (or the lease was swept) in between
         return offer_of(call, now)
 
     async def call(self, call_id: str) -> WaitingCall | None:
@@ -290,17 +293,12 @@ class RedisStore(QueueCore):
             rows = await pipe.execute()
         return [call for row in rows if (call := _call_of(row)) is not None]
 
-    async def _lineup(self) -> list[Slot]:
-        ids = list(await self.redis.smembers(self._key("calls")))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for call_id in ids:
-                pipe.hmget(self._key("call", call_id), "queue", "state", "priority", "enqueued_at")
-            rows = await pipe.execute()
-        return [
-            Slot(queue, CallState(state), (-int(priority), float(at), call_id))
-            for call_id, (queue, state, priority, at) in zip(ids, rows, strict=True)
-            if queue is not None
-        ]
+    async def _place(self, call_id: str) -> tuple[str, int] | None:
+        queue = await self.redis.hget(self._key("call", call_id), "queue")
+        if queue is None:
+            return None
+        rank = await self.redis.zrank(self._key("line", queue), call_id)
+        return None if rank is None else (queue, rank + 1)
 
     async def operator(self, operator_id: str) -> Operator | None:
         return _operator_of(await self.redis.hgetall(self._key("op", operator_id)))
@@ -325,8 +323,10 @@ class RedisStore(QueueCore):
         records = (WaitRecord.model_validate_json(row) for row in rows)
         return [r for r in records if r.ended_at >= since]
 
-    async def _talks(self, queue: str, since: float) -> list[TalkRecord]:
-        rows = await self.redis.lrange(self._key("talks", queue), 0, -1)
+    async def _talks(self, queue: str, since: float, limit: int | None = None) -> list[TalkRecord]:
+        rows = await self.redis.lrange(
+            self._key("talks", queue), 0, -1 if limit is None else limit - 1
+        )
         records = [
             r for row in rows if (r := TalkRecord.model_validate_json(row)).ended_at >= since
         ]

@@ -247,11 +247,10 @@ async def test_slow_loris_and_vanishing_peers_are_cut_off(gateway):
     sock = gone.writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     gone.writer.transport.abort()  # a reset, no hangup frame
+    await asyncio.sleep(0.1)  # abort() closes the socket on the loop's next turn
     rec = record(gateway, gone_id)
-    # A reset reads as EOF or "vanished"; a peer gone without a trace as the idle timeout.
-    assert rec["end_reason"] in ("caller_hangup", "disconnect") or any(
-        why in rec["end_reason"] for why in ("vanished", "peer timeout: no data")
-    )
+    # A reset reads as EOF, "vanished", or a failed write (a quiet line alone ends nothing).
+    assert rec["end_reason"] in ("caller_hangup", "disconnect") or "vanished" in rec["end_reason"]
     deadline = time.monotonic() + 5
     while active_calls(gateway) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)

@@ -1,15 +1,20 @@
 """The AudioSocket TCP server: one connection is one call, adapted to the call engine.
 
-Asterisk sends the UUID, then 20 ms audio frames without pause for the whole call, and expects
-the same back: the call's pacer keeps sending silence while the bot is quiet. Every way a
-connection can go wrong (bad framing, audio before the UUID, a slow or silent peer, a reset) ends
-that call alone, logged with its id, its record saying why.
+Asterisk sends the UUID, then 20 ms audio frames while the caller's channel has media, and
+expects audio back: the `AudioSocket()` application drops a call after 2 s with nothing on the
+socket either way, so the call's pacer starts at once (at most FIRST_AUDIO_WAIT_S after the UUID,
+to learn the line's rate) and keeps sending silence while the bot is quiet. The caller's side may
+send nothing for a long time (silence suppression, a `Wait()`, hold): a quiet line is not a
+hangup; only a hangup or error frame, a closed socket or a failed write ends the call. Every way a
+connection can go wrong (bad framing, audio before the UUID, a slow or vanished peer, a reset)
+ends that call alone, logged with its id, its record saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -36,6 +41,9 @@ from services.gateway.registry import CallRegistry
 
 log = get_logger("gateway.audiosocket")
 MAX_CALL_RATE = 48000  # the engines' highest rate; 96/192 kHz lines are resampled to it
+# Asterisk sends a connected channel's first audio within a frame or two; a caller whose media
+# starts later is taken for the AudioSocket() application, always 8 kHz slin.
+FIRST_AUDIO_WAIT_S = 0.2
 
 
 class AudioSocketSettings(BaseSettings):
@@ -44,9 +52,12 @@ class AudioSocketSettings(BaseSettings):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9092
-    idle_timeout_s: float = 5.0  # Asterisk sends a frame every 20 ms; 5 s of nothing: it's gone
+    # 0: no limit. A quiet caller (silence suppression, Wait(), hold) sends nothing for as long
+    # as it likes; a vanished peer shows as a failed write (write_timeout_s), not as silence.
+    idle_timeout_s: float = 0.0
     frame_timeout_s: float = 1.0  # a frame must arrive whole within this (slow-loris guard)
-    write_timeout_s: float = 2.0  # a peer that stops reading is gone too
+    # A peer that stops reading, or whose host vanished (TCP_USER_TIMEOUT: our frames unacked).
+    write_timeout_s: float = 2.0
 
 
 class _Resampler:
@@ -144,21 +155,43 @@ class AudioSocketServer:
                 await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        host, port = writer.get_extra_info("peername")[:2]
-        peer = f"{host}:{port}"
+        address = writer.get_extra_info("peername")  # None when it reset before we looked
+        peer = f"{address[0]}:{address[1]}" if address else "unknown"
+        _limit_unacked(writer, self._settings.write_timeout_s)
         frames = self._frames(reader)
         call_id = None
+        waiting: asyncio.Task[Frame | None] | None = None
+        early: list[Frame] = []  # DTMF before the first audio is kept, not lost
+        first_audio: Frame | None = None
         try:
-            first = await anext(frames)
+            try:  # Asterisk sends it on connecting
+                async with asyncio.timeout(self._settings.frame_timeout_s):
+                    first = await anext(frames)
+            except TimeoutError:
+                raise TimeoutError(f"no UUID for {self._settings.frame_timeout_s:g} s") from None
             if first.kind is not Kind.UUID:
                 raise ProtocolError(f"{first.kind.name} frame before the UUID")
             call_id = first.uuid
-            early: list[Frame] = []  # DTMF before the first audio is kept, not lost
-            while not (frame := await anext(frames)).is_audio:
-                if frame.kind in (Kind.HANGUP, Kind.ERROR):
+            # A read not cancelled on time-out (that would close the generator): the call
+            # goes on with it.
+            waiting = asyncio.create_task(_next(frames))
+            deadline = time.monotonic() + FIRST_AUDIO_WAIT_S
+            while first_audio is None:
+                await asyncio.wait({waiting}, timeout=max(deadline - time.monotonic(), 0))
+                if not waiting.done():
+                    break
+                if (frame := waiting.result()) is None:
+                    raise StopAsyncIteration
+                waiting = asyncio.create_task(_next(frames))
+                if frame.is_audio:
+                    first_audio = frame
+                elif frame.kind in (Kind.HANGUP, Kind.ERROR):
                     raise ProtocolError(f"{frame.kind.name.lower()} before any audio")
-                early.append(frame)
+                else:
+                    early.append(frame)
         except (ProtocolError, TimeoutError, ConnectionError, StopAsyncIteration) as exc:
+            if waiting is not None:
+                waiting.cancel()
             reason = _reason(exc)
             log.warning("audiosocket_rejected", peer=peer, call_id=call_id, reason=reason)
             if call_id is not None:
@@ -167,10 +200,14 @@ class AudioSocketServer:
                 )
             await _hangup(writer)
             return
-        wire_rate = rate_of_first_audio(frame)
+        if first_audio is None:  # late media: the AudioSocket() application's 8 kHz slin
+            kind, wire_rate = Kind.AUDIO, 8000
+        else:
+            kind, wire_rate = first_audio.kind, rate_of_first_audio(first_audio)
+            early.append(first_audio)
         call_rate = min(wire_rate, MAX_CALL_RATE)
         output = AudioSocketOutput(
-            writer, frame.kind, wire_rate, call_rate, self._settings.write_timeout_s
+            writer, kind, wire_rate, call_rate, self._settings.write_timeout_s
         )
         leg = MediaLeg(
             call_id=call_id,
@@ -180,23 +217,35 @@ class AudioSocketServer:
             output=output,
             policy=self._policy,
         )
-        down = _Resampler(wire_rate, call_rate)
-        await self._registry.run(leg, self._inputs([*early, frame], frames, down))
+        assert waiting is not None
+        await self._registry.run(leg, self._inputs(early, waiting, frames, wire_rate, call_rate))
         if leg.ending is not None and leg.ending.reason in RELEASED_BY_US:
             await _hangup(writer)  # AudioSocket() returns and the dialplan goes on (Queue())
 
     async def _inputs(
-        self, first: list[Frame], frames: AsyncIterator[Frame], down: _Resampler
+        self,
+        early: list[Frame],
+        waiting: asyncio.Task[Frame | None],
+        frames: AsyncIterator[Frame],
+        wire_rate: int,
+        call_rate: int,
     ) -> AsyncIterator[CallerInput]:
         async def all_frames() -> AsyncIterator[Frame]:
-            for frame in first:
+            for frame in early:
                 yield frame
-            async for frame in frames:
-                yield frame
+            if (pending := await waiting) is not None:
+                yield pending
+                async for frame in frames:
+                    yield frame
 
+        down = _Resampler(wire_rate, call_rate)
         try:
             async for frame in all_frames():
                 if frame.is_audio:
+                    if (rate := rate_of_first_audio(frame)) != wire_rate:
+                        # Media that began after the call did, at another rate (the channel
+                        # driver's c(slin16)): heard resampled; the bot still answers in 8 kHz.
+                        wire_rate, down = rate, _Resampler(rate, call_rate)
                     yield Audio(down(frame.payload))
                 elif frame.kind is Kind.DTMF:
                     yield Digit(frame.digit)
@@ -221,10 +270,13 @@ class AudioSocketServer:
         while True:
             if decoder.pending:
                 timeout = frame_started + self._settings.frame_timeout_s - time.monotonic()
-            else:
+            elif self._settings.idle_timeout_s:
                 timeout = self._settings.idle_timeout_s
+            else:
+                timeout = None  # a quiet line is not a hangup
             try:
-                async with asyncio.timeout(max(timeout, 0.001)):  # no task per read, as wait_for
+                # No task per read, as wait_for would make.
+                async with asyncio.timeout(None if timeout is None else max(timeout, 0.001)):
                     data = await reader.read(65536)
             except TimeoutError:
                 what = "an incomplete frame" if decoder.pending else "no data"
@@ -244,6 +296,19 @@ class AudioSocketServer:
 
     def _timeout_of(self, decoder: FrameDecoder) -> float:
         return self._settings.frame_timeout_s if decoder.pending else self._settings.idle_timeout_s
+
+
+def _limit_unacked(writer: asyncio.StreamWriter, timeout_s: float) -> None:
+    """A peer whose host vanished acks nothing: the kernel fails the socket after `timeout_s`
+    (TCP_USER_TIMEOUT, Linux) instead of retransmitting for ~15 minutes."""
+    sock = writer.get_extra_info("socket")
+    # Not on every platform; on a socket already reset the next read or write ends the call.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(timeout_s * 1000))
+
+
+async def _next(frames: AsyncIterator[Frame]) -> Frame | None:
+    return await anext(frames, None)
 
 
 def _reason(exc: BaseException) -> str:

@@ -21,17 +21,22 @@ real speech; a test's own WAV (8 kHz mono 16-bit) is played by absolute path wit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import httpx
 from live_server import free_port
+
+from services.gateway.asterisk.ami import AmiClient, AmiSettings, Message
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_RUN = REPO.parent / "shared" / "asterisk" / "bin" / "asterisk-run"
@@ -173,14 +178,14 @@ def sample_manager() -> str:
 
 
 @contextmanager
-def running_asterisk(configs: dict[str, str]) -> Iterator[Asterisk]:
+def running_asterisk(configs: dict[str, str], ami_port: int | None = None) -> Iterator[Asterisk]:
     """Start Asterisk with `configs` (file name → text; `@AMI_PORT@` is replaced) in DIR/etc;
     stop it afterwards."""
     # The control socket lives in DIR/run (a socket path has ~100 bytes): a short /tmp folder.
     folder = Path(tempfile.mkdtemp(prefix="ast-", dir="/tmp" if os.path.isdir("/tmp") else None))
     assert len(str(folder)) <= 80
     (folder / "etc").mkdir()
-    asterisk = Asterisk(folder, free_port(), free_port())
+    asterisk = Asterisk(folder, ami_port or free_port(), free_port())
     for name, text in configs.items():
         (folder / "etc" / name).write_text(text.replace("@AMI_PORT@", str(asterisk.ami_port)))
     asterisk.start()
@@ -189,3 +194,77 @@ def running_asterisk(configs: dict[str, str]) -> Iterator[Asterisk]:
     finally:
         asterisk.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class Events:
+    """AMI events as they come, for a test to wait on."""
+
+    def __init__(self) -> None:
+        self.seen: list[Message] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, message: Message) -> None:
+        self.seen.append(message)
+        self._changed.set()
+
+    async def wait_for(self, pred: Callable[[Message], bool], timeout: float = 10.0) -> Message:
+        async with asyncio.timeout(timeout):
+            while True:
+                for message in self.seen:
+                    if pred(message):
+                        return message
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@asynccontextmanager
+async def ami_session(asterisk: Asterisk) -> AsyncIterator[tuple[AmiClient, Events]]:
+    """The test's own AMI connection (user `test`, every event)."""
+    events = Events()
+    client = AmiClient(AmiSettings(port=asterisk.ami_port, username="test", secret="test"), events)
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.connected.wait(), 10)
+        yield client, events
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+CALLER_NUMBER = "79161234567"
+
+
+async def call_bot(
+    ami: tuple[AmiClient, Events], script: str, variables: dict[str, str] | None = None
+) -> str:
+    """Call extension 8800 of the sample dialplan from the caller half `script` (context
+    `caller`), caller id CALLER_NUMBER; returns the CALL_UUID the dialplan gave the call."""
+    client, events = ami
+    before = len(events.seen)
+    await client.action(
+        "Originate",
+        variables or {},
+        Channel="Local/8800@hotline/n",
+        Context="caller",
+        Exten=script,
+        Priority="1",
+        CallerID=CALLER_NUMBER,
+        Async="true",
+    )
+    varset = await events.wait_for(
+        lambda m: (
+            m in events.seen[before:] and m.event == "VarSet" and m.get("Variable") == "CALL_UUID"
+        )
+    )
+    return varset["Value"]
+
+
+def finished_record(gateway: str, call_id: str, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = httpx.get(f"{gateway}/v1/calls/{call_id}")
+        if reply.status_code == 200 and reply.json()["outcome"] != "in_progress":
+            return reply.json()
+        time.sleep(0.2)
+    raise AssertionError(f"call {call_id} did not end in {timeout} s")

@@ -31,6 +31,17 @@ class AmiSettings(BaseSettings):
     secret: SecretStr = SecretStr("")
     reconnect_s: float = 2.0  # wait between connection attempts while Asterisk is down
     action_timeout_s: float = 10.0
+    # Callbacks (abandoned callers, requests) are placed with Originate: the channel dialled
+    # ({number}: the callback's number), where the answered callee goes ({queue}: its queue).
+    callbacks: bool = True  # one gateway per Asterisk places them
+    callback_channel: str = "Local/{number}@voicebot-callback-out"
+    callback_context: str = "voicebot-callback"
+    callback_exten: str = "{queue}"
+    callback_caller_id: str = ""
+    callback_ring_s: float = 30.0  # unanswered for this long: no answer
+    callback_retry_s: float = 300.0
+    callback_max_attempts: int = 3
+    poll_s: float = 5.0  # due callbacks are looked for this often
 
 
 class AmiError(Exception):
@@ -103,6 +114,7 @@ class AmiClient:
 
     async def run(self) -> None:
         """Connect, log in and read until cancelled; reconnects whenever Asterisk goes away."""
+        reported = ""
         while True:
             try:
                 await self._session()
@@ -110,14 +122,19 @@ class AmiClient:
             except (OSError, AmiError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
             finally:
+                if self.connected.is_set():  # it was up: its loss is news again
+                    reported = ""
                 self._drop()
-            log.warning("ami_down", error=self.last_error, retry_s=self._settings.reconnect_s)
+            if self.last_error != reported:  # once per way of failing, not every retry
+                log.warning("ami_down", error=self.last_error, retry_s=self._settings.reconnect_s)
+                reported = self.last_error
             await asyncio.sleep(self._settings.reconnect_s)
 
     async def action(
         self, action: str, variables: dict[str, str] | None = None, **fields: str
     ) -> Message:
-        """Send an action and return its `Response: Success` block (AmiError otherwise)."""
+        """Send an action and return its `Response: Success` block (AmiError otherwise). An
+        `ActionID` given is kept (to match the events an async action sends later)."""
         writer = self._writer
         if writer is None or not self.connected.is_set():
             raise AmiError(f"AMI not connected ({self.last_error})")
@@ -130,7 +147,7 @@ class AmiClient:
         variables: dict[str, str],
         fields: dict[str, str],
     ) -> Message:
-        action_id = f"vb-{next(self._ids)}"
+        action_id = fields.pop("ActionID", None) or f"vb-{next(self._ids)}"
         reply = asyncio.get_running_loop().create_future()
         self._pending[action_id] = reply
         try:

@@ -16,17 +16,24 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.config import Settings, get_settings
 from services.common.logging import get_logger
 from services.gateway.audiosocket.server import AudioSocketServer, AudioSocketSettings
-from services.gateway.call.policy import CallPolicy
+from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.call.record import CallRecord, CallStore
 from services.gateway.engines import Engines, load_engines
+from services.gateway.operator_audio import OperatorLines, serve_operator_audio
 from services.gateway.registry import CallRegistry
-from services.gateway.switchboard import GatewaySwitchboard
+from services.gateway.switchboard import GatewaySwitchboard, Queueing
 from services.gateway.ws import serve_websocket_call
+from services.handoff.announce import announcement
+from services.handoff.api import install_errors, make_router
+from services.handoff.factory import open_service
+from services.handoff.metrics import QueueCollector
+from services.handoff.service import HandoffService
+from services.handoff.settings import HandoffSettings
 
 log = get_logger("gateway")
 STATIC = Path(__file__).parent / "static"
@@ -38,16 +45,28 @@ def create_app(
     engines: Engines | None = None,
     policy: CallPolicy | None = None,
     audiosocket: AudioSocketSettings | None = None,
+    handoff: HandoffService | None = None,
 ) -> FastAPI:
-    """`engines`: already loaded ones (tests share one set across apps); else loaded at startup."""
+    """`engines`: already loaded ones (tests share one set across apps); else loaded at startup.
+    `handoff`: the operator queue (else opened from VOICEBOT_HANDOFF_* when the gateway keeps
+    its own queue, `VOICEBOT_CALL_HANDOFF_TO=gateway`)."""
     settings = settings or get_settings()
     policy = policy or CallPolicy()
     audiosocket = audiosocket or AudioSocketSettings()
+    service, owned = handoff, False
+    if service is None and policy.handoff_to is HandoffTarget.GATEWAY:
+        service, owned = open_service(HandoffSettings(), settings.data_dir), True
+    queueing = None
+    if service is not None:
+        interval = service.settings.announce_interval_s
+        queueing = Queueing(service, OperatorLines(), announcement, interval)
+    queue_metrics = CollectorRegistry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engines = engines or await asyncio.to_thread(load_engines, settings)
-        switchboard = GatewaySwitchboard(app.state.engines, policy)
+        ticker = asyncio.create_task(queueing.service.run()) if queueing else None
+        switchboard = GatewaySwitchboard(app.state.engines, policy, queueing)
         store = CallStore(settings.data_dir / "calls.sqlite3")
         app.state.registry = CallRegistry(store, switchboard)
         app.state.audiosocket = None
@@ -68,15 +87,26 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             app.state.registry.store.close()
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+            if queueing is not None and owned:
+                await queueing.service.store.close()
 
     app = FastAPI(title="Горячая линия — gateway", lifespan=lifespan)
+    app.state.queueing = queueing
     _mount_kb_router(app)
+    if queueing is not None:  # the operator API (services/handoff/README.md)
+        app.include_router(make_router(queueing.service))
+        install_errors(app)
+        queue_metrics.register(QueueCollector(lambda: queueing.service.latest_figures))
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        """Prometheus: the embedded recognizer's streams, lag and pool saturation, and the rest
-        of this process's registry."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus: the embedded recognizer's streams, lag and pool saturation, the rest of
+        this process's registry, and the operator queues' figures."""
+        body = generate_latest() + generate_latest(queue_metrics)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -103,6 +133,14 @@ def create_app(
     @app.websocket("/call")
     async def call(ws: WebSocket) -> None:
         await serve_websocket_call(ws, app.state.registry, policy)
+
+    @app.websocket("/v1/operators/{operator_id}/audio")
+    async def operator_audio(ws: WebSocket, operator_id: str) -> None:
+        queueing: Queueing | None = app.state.queueing
+        if queueing is None:
+            await ws.close(code=1008, reason="the gateway keeps no operator queue")
+            return
+        await serve_operator_audio(ws, operator_id, queueing.lines, queueing.service)
 
     @app.get("/v1/calls/{call_id}")
     async def call_record(call_id: str) -> CallRecord:

@@ -24,6 +24,7 @@ class CallRegistry:
             return await leg.run(inputs, self.switchboard.bot(), self.switchboard)
         finally:
             del self.active[leg.call_id]
+            await self.switchboard.forget(leg.call_id)
             await asyncio.to_thread(self.store.save, leg.record)
 
     def get(self, call_id: str) -> CallRecord | None:

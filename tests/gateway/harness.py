@@ -12,7 +12,7 @@ from services.gateway.call import events as ev
 from services.gateway.call.leg import CallerInput, MediaLeg
 from services.gateway.call.policy import CallPolicy
 from services.gateway.engines import Engines
-from services.gateway.switchboard import GatewaySwitchboard
+from services.gateway.switchboard import GatewaySwitchboard, Queueing
 
 
 class Collector:
@@ -53,19 +53,21 @@ class CallHarness:
         policy: CallPolicy | None = None,
         rate: int = 16000,
         idle_silence: bool = False,
+        queueing: Queueing | None = None,
+        caller_id: str = "test",
     ) -> None:
         self.out = Collector(idle_silence)
         self.inputs: asyncio.Queue[CallerInput | None] = asyncio.Queue()
         policy = policy or CallPolicy()
         self.leg = MediaLeg(
             call_id="t1",
-            caller_id="test",
+            caller_id=caller_id,
             sample_rate=rate,
             transport="test",
             output=self.out,
             policy=policy,
         )
-        self.switchboard = GatewaySwitchboard(engines, policy)
+        self.switchboard = GatewaySwitchboard(engines, policy, queueing)
         self.call = self.switchboard.bot()
         self.task: asyncio.Task | None = None
 

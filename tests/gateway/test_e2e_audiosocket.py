@@ -21,7 +21,7 @@ from services.gateway.audiosocket.protocol import (
     dtmf_frame,
     uuid_frame,
 )
-from services.gateway.call.policy import CallPolicy
+from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.simulator import AudioSocketCaller, Turn
 
 from .conftest import active_calls, audiosocket_address
@@ -149,7 +149,7 @@ async def test_dtmf_zero_transfers_by_hangup_and_route(gateway):
 
 
 async def test_silence_reprompts_then_transfers(gateway_with, engines):
-    policy = CallPolicy(silence_timeout_s=1.0, max_reprompts=1)
+    policy = CallPolicy(silence_timeout_s=1.0, max_reprompts=1, handoff_to=HandoffTarget.DIALPLAN)
     with gateway_with(policy) as url:
         caller = AudioSocketCaller(audiosocket_address(url), url)
         # Greeting, reprompt and notice take ~10 s of speech; the turn ends when the bot hangs up.

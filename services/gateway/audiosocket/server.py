@@ -18,7 +18,6 @@ import socket
 import time
 from collections.abc import AsyncIterator
 
-import soxr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.logging import get_logger
@@ -36,6 +35,7 @@ from services.gateway.call.leg import Audio, CallerInput, Digit, HangUp, MediaLe
 from services.gateway.call.party import RELEASED_BY_US, Ending, EndReason
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord
+from services.gateway.call.resample import StreamResampler
 from services.gateway.engines import Engines
 from services.gateway.registry import CallRegistry
 
@@ -60,21 +60,6 @@ class AudioSocketSettings(BaseSettings):
     write_timeout_s: float = 2.0
 
 
-class _Resampler:
-    """Streaming soxr between the line's rate and the call's (identity when they match)."""
-
-    def __init__(self, src: int, dst: int) -> None:
-        self._stream = soxr.ResampleStream(src, dst, 1, dtype="int16") if src != dst else None
-
-    def __call__(self, pcm: bytes, size: int | None = None) -> bytes:
-        if self._stream is None:
-            return pcm
-        import numpy as np
-
-        out = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2")).astype("<i2").tobytes()
-        return out if size is None else out[:size].ljust(size, b"\0")
-
-
 class AudioSocketOutput:
     idle_silence = True
 
@@ -87,7 +72,7 @@ class AudioSocketOutput:
         timeout_s: float,
     ) -> None:
         self._writer, self._kind, self._timeout = writer, kind, timeout_s
-        self._up = _Resampler(call_rate, wire_rate)
+        self._up = StreamResampler(call_rate, wire_rate)
         self._frame_size = wire_rate // 50 * 2
 
     async def event(self, event: ev.Event) -> None:
@@ -238,14 +223,14 @@ class AudioSocketServer:
                 async for frame in frames:
                     yield frame
 
-        down = _Resampler(wire_rate, call_rate)
+        down = StreamResampler(wire_rate, call_rate)
         try:
             async for frame in all_frames():
                 if frame.is_audio:
                     if (rate := rate_of_first_audio(frame)) != wire_rate:
                         # Media that began after the call did, at another rate (the channel
                         # driver's c(slin16)): heard resampled; the bot still answers in 8 kHz.
-                        wire_rate, down = rate, _Resampler(rate, call_rate)
+                        wire_rate, down = rate, StreamResampler(rate, call_rate)
                     yield Audio(down(frame.payload))
                 elif frame.kind is Kind.DTMF:
                     yield Digit(frame.digit)

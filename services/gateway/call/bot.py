@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -67,6 +67,9 @@ TRANSITIONS: dict[State, set[State]] = {
 }
 
 
+Enqueue = Callable[[MediaLeg, str], Awaitable[bool]]
+
+
 def _ms(since: float) -> float:
     return round((time.monotonic() - since) * 1000, 1)
 
@@ -79,14 +82,17 @@ class BotParty:
         *,
         session: DialogSession | None = None,
         opening: str | None = None,
+        enqueue: Enqueue | None = None,
     ) -> None:
         """`session`/`opening`: an operator hands the caller back to the bot, which carries on
-        the same conversation and says `opening` instead of the greeting."""
+        the same conversation and says `opening` instead of the greeting. `enqueue`: puts the
+        caller in a queue at the handoff decision (True when done), before the notice."""
         self.state = State.GREETING
         self.policy = policy
         self._engines = engines
         self.session = session or engines.dialog.new_session()
         self._opening = opening
+        self._enqueue = enqueue
         self._asr: RecognitionStream | None = None
         self._listener: Listener | None = None
         self._vad = None
@@ -418,7 +424,9 @@ class BotParty:
         self.leg.post(ev.ReplyText(turn=turn.turn, text=reply.answer))
         if reply.decision == "handoff":
             queue = reply.handoff_queue or self.policy.operator_queue
-            await self._transfer(turn, queue, reply.handoff_reason or "dialog", speech, turn_end)
+            reason = reply.handoff_reason or "dialog"
+            self.record.handoff_skill = reply.handoff_skill
+            await self._transfer(turn, queue, reason, speech, turn_end)
         elif reply.end_call:
             await self._say(turn, speech, State.GOODBYE, turn_end)
             self._end(EndReason.BOT_GOODBYE)
@@ -433,8 +441,14 @@ class BotParty:
         self.record.outcome = "transferred"
         self.record.handoff_queue, self.record.handoff_reason = queue, reason
         self.leg.post(ev.Handoff(queue=queue, reason=reason))
+        enqueued = False
+        if self._enqueue is not None:  # in line now: an operator is offered it during the notice
+            try:
+                enqueued = await self._enqueue(self.leg, queue)
+            except Exception as exc:  # the hold party tries again
+                self._log.warning("enqueue_failed", error=str(exc))
         await self._say(turn, text or self.policy.transfer_text, State.TRANSFER, turn_end)
-        self._finish(ToQueue(queue, reason))
+        self._finish(ToQueue(queue, reason, enqueued=enqueued))
 
     async def _say_then_listen(
         self, turn: TurnRecord, text: str, state: State, turn_end: float | None = None

@@ -68,10 +68,11 @@ class End:
 @dataclass(frozen=True)
 class ToQueue:
     """The caller goes to an operator queue; the context (turns, slots, caller id) is the
-    call's record."""
+    call's record. `enqueued`: already in line there (an operator's transfer)."""
 
     queue: str
     reason: str
+    enqueued: bool = False
 
 
 @dataclass(frozen=True)

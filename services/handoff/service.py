@@ -19,6 +19,7 @@ import contextlib
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -91,6 +92,9 @@ class CallEvent(BaseModel):
 
 T = TypeVar("T")
 
+# Settled waits kept for late `wait_for_operator` calls (oldest dropped first).
+SETTLED_KEPT = 4096
+
 
 class Feed(Generic[T]):
     """One subscriber's stream of events; iterate it, close it when done."""
@@ -138,6 +142,9 @@ class HandoffService:
         self._operator_feeds: dict[str, list[Feed[OperatorEvent]]] = {}
         self._call_feeds: dict[str, list[Feed[CallEvent]]] = {}
         self._answered: dict[str, asyncio.Future[str]] = {}
+        # settled waits of calls that left the queue, for a `wait_for_operator` that comes late
+        # (an operator accepted and finished before the gateway started waiting)
+        self._settled: OrderedDict[str, asyncio.Future[str]] = OrderedDict()
         self._on_hold: set[str] = set()
         self._dispatch_lock = asyncio.Lock()
         self.latest_figures: dict[str, QueueFigures] = {}  # what /metrics shows
@@ -152,7 +159,7 @@ class HandoffService:
 
     async def wait_for_operator(self, call_id: str) -> str:
         """Resolves with the operator's id when one accepts the call (cancel it to stop)."""
-        future = self._answered.get(call_id)
+        future = self._answered.get(call_id) or self._settled.pop(call_id, None)
         if future is None:
             call = await self.store.call(call_id)
             if call is None:
@@ -424,9 +431,13 @@ class HandoffService:
 
     def _forget_call(self, call_id: str) -> None:
         future = self._answered.pop(call_id, None)
-        if future is not None and not future.done():
-            future.set_exception(CallGone(call_id))
-            future.exception()  # retrieved: nobody may be waiting, which is fine
+        if future is not None:
+            if not future.done():
+                future.set_exception(CallGone(call_id))
+                future.exception()  # retrieved: nobody may be waiting, which is fine
+            self._settled[call_id] = future
+            while len(self._settled) > SETTLED_KEPT:
+                self._settled.popitem(last=False)
         self._on_hold.discard(call_id)
 
     def _to_operator(self, operator_id: str, event: OperatorEvent) -> None:

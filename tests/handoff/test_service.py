@@ -25,6 +25,7 @@ from services.handoff.service import (
     OperatorEventKind,
 )
 from services.handoff.settings import HandoffSettings
+from services.handoff.store import UnknownCall
 from tests.handoff.conftest import Clock
 
 SETTINGS = HandoffSettings(lease_s=10, overflow_after_s=60, wrap_up_s=5, owner_ttl_s=30)
@@ -151,3 +152,16 @@ async def test_an_answer_on_another_gateway_reaches_the_caller_s(
         await other.accept(offer.id)
         await service.tick()  # gateway a notices on its tick
         assert await asyncio.wait_for(waiter, 5) == "remote"
+
+
+async def test_a_late_wait_still_learns_who_answered(service: HandoffService) -> None:
+    await ready(service, "fast")
+    async with service.operator_feed("fast") as fast:
+        await service.enqueue(CallContext(call_id="c1", queue="operators"))
+        offer = (await event(fast, OperatorEventKind.OFFER)).offer
+        assert offer is not None
+        await service.accept(offer.id)
+        await service.finish("fast", Disposition.RESOLVED)  # before the gateway waited
+    assert await service.wait_for_operator("c1") == "fast"
+    with pytest.raises(UnknownCall):
+        await service.wait_for_operator("never-queued")

@@ -20,6 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from services.common.config import Settings, get_settings
 from services.common.logging import get_logger
+from services.gateway.asterisk.ami import AmiSettings
+from services.gateway.asterisk.callers import CallerNumbers, caller_router
+from services.gateway.asterisk.queues import AsteriskQueues
 from services.gateway.audiosocket.server import AudioSocketServer, AudioSocketSettings
 from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.call.record import CallRecord, CallStore
@@ -45,6 +48,7 @@ def create_app(
     engines: Engines | None = None,
     policy: CallPolicy | None = None,
     audiosocket: AudioSocketSettings | None = None,
+    ami: AmiSettings | None = None,
     handoff: HandoffService | None = None,
 ) -> FastAPI:
     """`engines`: already loaded ones (tests share one set across apps); else loaded at startup.
@@ -53,8 +57,11 @@ def create_app(
     settings = settings or get_settings()
     policy = policy or CallPolicy()
     audiosocket = audiosocket or AudioSocketSettings()
+    ami = ami or AmiSettings()
+    callers = CallerNumbers()
     service, owned = handoff, False
-    if service is None and policy.handoff_to is HandoffTarget.GATEWAY:
+    # Asterisk's own Queue() followed over AMI (ami.enabled) keeps its waits and callbacks there.
+    if service is None and (policy.handoff_to is HandoffTarget.GATEWAY or ami.enabled):
         service, owned = open_service(HandoffSettings(), settings.data_dir), True
     queueing = None
     if service is not None:
@@ -72,9 +79,12 @@ def create_app(
         app.state.audiosocket = None
         if audiosocket.enabled:
             app.state.audiosocket = AudioSocketServer(
-                app.state.engines, app.state.registry, policy, audiosocket
+                app.state.engines, app.state.registry, policy, audiosocket, callers
             )
             await app.state.audiosocket.start()
+        app.state.asterisk = None
+        if ami.enabled and queueing is not None:
+            app.state.asterisk = _follow_asterisk(app, ami, queueing.service)
         watcher = _start_kb_watcher(app.state.engines)
         log.info("ready", degraded=app.state.engines.degraded)
         try:
@@ -82,6 +92,8 @@ def create_app(
         finally:
             if app.state.audiosocket is not None:
                 await app.state.audiosocket.close()
+            if app.state.asterisk is not None:
+                await app.state.asterisk.close()
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -96,6 +108,9 @@ def create_app(
     app = FastAPI(title="Горячая линия — gateway", lifespan=lifespan)
     app.state.queueing = queueing
     _mount_kb_router(app)
+    app.include_router(
+        caller_router(callers, lambda call_id, number: _set_caller(app, call_id, number))
+    )
     if queueing is not None:  # the operator API (services/handoff/README.md)
         app.include_router(make_router(queueing.service))
         install_errors(app)
@@ -127,6 +142,8 @@ def create_app(
                 "active_calls": len(app.state.registry.active),
                 "tasks": len(asyncio.all_tasks()),  # a leak shows here first
                 "audiosocket": app.state.audiosocket.address if app.state.audiosocket else None,
+                # Asterisk's own Queue() followed over AMI: "down: ..." while unreachable.
+                "asterisk": app.state.asterisk.status if app.state.asterisk else None,
             }
         )
 
@@ -164,6 +181,25 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _set_caller(app: FastAPI, call_id: str, number: str) -> bool:
+    """The caller's number on a call already running (the dialplan posted it late)."""
+    leg = app.state.registry.active.get(call_id)
+    if leg is not None:
+        leg.record.caller_id = number
+    return leg is not None
+
+
+def _follow_asterisk(app: FastAPI, ami: AmiSettings, service: HandoffService) -> AsteriskQueues:
+    """Follow Asterisk's Queue() over AMI into the operator queue's store."""
+
+    async def record(call_id: str) -> CallRecord | None:
+        return await asyncio.to_thread(app.state.registry.get, call_id)
+
+    queues = AsteriskQueues(ami, service.store, service.owner, record)
+    queues.start()
+    return queues
 
 
 def _mount_kb_router(app: FastAPI) -> None:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.logging import get_logger
+from services.gateway.asterisk.callers import CallerNumbers
 from services.gateway.audiosocket.protocol import (
     HANGUP_FRAME,
     Frame,
@@ -96,13 +97,16 @@ class AudioSocketServer:
         registry: CallRegistry,
         policy: CallPolicy,
         settings: AudioSocketSettings,
+        callers: CallerNumbers | None = None,
     ) -> None:
+        """`callers`: the numbers the dialplan posted (AudioSocket itself carries none)."""
         self._engines, self._registry, self._policy, self._settings = (
             engines,
             registry,
             policy,
             settings,
         )
+        self._callers = callers or CallerNumbers()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -196,7 +200,7 @@ class AudioSocketServer:
         )
         leg = MediaLeg(
             call_id=call_id,
-            caller_id=peer,
+            caller_id=self._callers.take(call_id) or peer,
             sample_rate=call_rate,
             transport="audiosocket",
             output=output,

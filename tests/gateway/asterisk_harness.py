@@ -236,10 +236,13 @@ CALLER_NUMBER = "79161234567"
 
 
 async def call_bot(
-    ami: tuple[AmiClient, Events], script: str, variables: dict[str, str] | None = None
+    ami: tuple[AmiClient, Events],
+    script: str,
+    variables: dict[str, str] | None = None,
+    caller_id: str = CALLER_NUMBER,
 ) -> str:
     """Call extension 8800 of the sample dialplan from the caller half `script` (context
-    `caller`), caller id CALLER_NUMBER; returns the CALL_UUID the dialplan gave the call."""
+    `caller`) with `caller_id`; returns the CALL_UUID the dialplan gave the call."""
     client, events = ami
     before = len(events.seen)
     await client.action(
@@ -249,7 +252,7 @@ async def call_bot(
         Context="caller",
         Exten=script,
         Priority="1",
-        CallerID=CALLER_NUMBER,
+        CallerID=caller_id,
         Async="true",
     )
     varset = await events.wait_for(

@@ -66,7 +66,8 @@ exten => agent,1,Answer()
  same => n,Hangup()
 
 [callee]
-; The callback's far end: the number rings and answers.
+; The callback's far end: 8... numbers are busy, the others ring and answer.
+exten => _8X.,1,Busy(1)
 exten => _X.,1,Answer()
  same => n,Wait(2)
  same => n,Hangup()
@@ -107,6 +108,8 @@ def queue_gateway(
         callback_channel="Local/{number}@callee/n",
         callback_context="callback-answered",
         callback_ring_s=5,
+        callback_retry_s=0.5,
+        callback_max_attempts=2,
     )
     app = create_app(
         settings,
@@ -195,6 +198,26 @@ async def test_abandoned_in_queue_becomes_a_callback_placed_by_originate(
         lambda m: m.event == "OriginateResponse" and m.get("ActionID").startswith("callback-"), 5
     )
     assert response["Response"] == "Success" and response["Channel"].startswith("Local/7916")
+
+
+async def test_a_busy_callback_is_tried_again_then_cancelled_with_a_note(
+    asterisk, ami, queue_gateway
+):
+    busy = "84950001122"
+    call_id = await call_bot(ami, "abandon", caller_id=busy)
+
+    def given_up() -> bool:
+        found = callbacks_of(queue_gateway, call_id)
+        return bool(found) and found[0]["outcome"] == "cancelled"
+
+    await asyncio.to_thread(wait_until, given_up, 30)
+    (callback,) = callbacks_of(queue_gateway, call_id)
+    assert callback["number"] == busy and callback["attempts"] == 2
+    assert callback["note"].splitlines() == [
+        "не ответили (5)",  # 5: busy
+        "не ответили (5)",
+        "попыток: 2, больше не звоним",
+    ]
 
 
 async def test_an_agent_answering_ends_the_wait_answered(asterisk, ami, queue_gateway):

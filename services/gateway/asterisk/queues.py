@@ -27,6 +27,7 @@ from services.gateway.asterisk.ami import AmiClient, AmiError, AmiSettings, Mess
 from services.gateway.asterisk.callers import NUMBER_PATTERN
 from services.gateway.call.record import CallRecord
 from services.handoff.models import (
+    OPEN_CALLBACK,
     Callback,
     CallbackOutcome,
     CallContext,
@@ -203,16 +204,21 @@ class CallbackPlacer:
     async def _record(
         self, callback: Callback, outcome: CallbackOutcome, note: str
     ) -> CallbackOutcome:
-        last = callback.attempts + 1 >= self._settings.callback_max_attempts
-        if outcome in (CallbackOutcome.NO_ANSWER, CallbackOutcome.FAILED) and last:
-            outcome, note = CallbackOutcome.CANCELLED, f"{note}; попыток: {callback.attempts + 1}"
-        await self._store.record_callback_attempt(
+        """The try as it went; after the last one that reached nobody, cancelled on top."""
+        done = await self._store.record_callback_attempt(
             callback.id,
             outcome,
             retry_at=self._clock() + self._settings.callback_retry_s,
             note=note or None,
         )
         log.info("callback_tried", callback_id=callback.id, outcome=outcome.value, note=note)
+        if outcome in OPEN_CALLBACK and done.attempts >= self._settings.callback_max_attempts:
+            note = f"попыток: {done.attempts}, больше не звоним"
+            await self._store.record_callback_attempt(
+                callback.id, CallbackOutcome.CANCELLED, note=note
+            )
+            log.info("callback_given_up", callback_id=callback.id, attempts=done.attempts)
+            return CallbackOutcome.CANCELLED
         return outcome
 
 

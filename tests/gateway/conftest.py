@@ -15,6 +15,7 @@ from services.gateway.app import create_app
 from services.gateway.audiosocket.server import AudioSocketSettings
 from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.engines import Engines, load_engines
+from tests.handoff.conftest import redis_url  # noqa: F401 (a real redis-server, a fixture)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 import uvicorn
 import websockets
 from live_server import free_port
@@ -36,11 +37,13 @@ from services.gateway.audiosocket.protocol import (
 from services.gateway.audiosocket.server import AudioSocketSettings
 from services.gateway.call.policy import CallPolicy
 from services.gateway.engines import Engines
+from services.handoff.core import QueueCore
 from services.handoff.embedded import EmbeddedStore
 from services.handoff.models import (
     CallbackOutcome,
     WaitEnd,
 )
+from services.handoff.redis_store import RedisStore
 from services.handoff.service import HandoffService
 from services.handoff.settings import HandoffSettings
 
@@ -62,13 +65,17 @@ def pitch(pcm: bytes, rate: int) -> float:
 
 @contextlib.asynccontextmanager
 async def queue_gateway(
-    settings: Settings, engines: Engines, tmp_path: Path, **handoff: Any
+    settings: Settings, engines: Engines, tmp_path: Path, redis: str | None = None
 ) -> AsyncIterator[tuple[str, HandoffService, str]]:
-    """A gateway with its own queue, served on this loop; yields (base URL, service,
-    AudioSocket address)."""
-    store = EmbeddedStore(tmp_path / "handoff.sqlite3")
-    options = {"announce_interval_s": 1.0, "wrap_up_s": 0.0, "tick_s": 0.1, **handoff}
-    service = HandoffService(store, HandoffSettings(**options))
+    """A gateway with its own queue (embedded, or on the Redis at `redis`), served on this
+    loop; yields (base URL, service, AudioSocket address)."""
+    store: QueueCore = (
+        RedisStore.from_url(redis, prefix=f"t{uuid.uuid4().hex[:8]}:")
+        if redis
+        else EmbeddedStore(tmp_path / "handoff.sqlite3")
+    )
+    options = HandoffSettings(announce_interval_s=1.0, wrap_up_s=0.0, tick_s=0.1)
+    service = HandoffService(store, options)
     app = create_app(
         settings,
         engines=engines,
@@ -273,8 +280,12 @@ async def test_websocket_caller_waits_then_talks_to_an_operator_and_back_to_the_
         await anna.close()
 
 
-async def test_caller_who_hangs_up_waiting_becomes_a_callback(gateway_settings, engines, tmp_path):
-    async with queue_gateway(gateway_settings, engines, tmp_path) as (base, service, _):
+@pytest.mark.parametrize("backend", ["embedded", "redis"])
+async def test_hanging_up_waiting_is_a_callback_and_mid_talk_frees_the_operator(
+    backend, gateway_settings, engines, tmp_path, request
+):
+    redis = request.getfixturevalue("redis_url") if backend == "redis" else None
+    async with queue_gateway(gateway_settings, engines, tmp_path, redis) as (base, service, _):
         caller = await call(base, caller_id="+79990003344")
         await hand_off(caller)
         await caller.send_json(type="hangup")
@@ -284,6 +295,22 @@ async def test_caller_who_hangs_up_waiting_becomes_a_callback(gateway_settings, 
             ("+79990003344", WaitEnd.ABANDONED, CallbackOutcome.PENDING)
         ]
         await caller.ws.close()
+
+        vera = Console(base, "vera")
+        await vera.login(["operators"], available=True)
+        talker = await call(base, caller_id="+79990007788")
+        await talker.send_json(type="text", text="соедините меня с оператором")
+        await vera.command(action="accept", offer_id=(await vera.offer())["id"])
+        await vera.line.wait(lambda e: e["type"] == "connected")
+        await talker.send_json(type="hangup")
+        released = await vera.line.wait(lambda e: e["type"] == "released")
+        assert released["reason"] == "caller_hangup"
+        await vera.events.wait(lambda e: e.get("event", {}).get("kind") == "caller_left")
+        talk = await vera.command(action="finish", disposition="resolved", note="перезвонить")
+        assert talk["ok"]
+        assert len(await service.store.callbacks()) == 1  # a talk hung up on is no callback
+        await talker.ws.close()
+        await vera.close()
 
 
 async def test_key_1_leaves_a_callback_for_a_confirmed_or_keyed_in_number(

@@ -331,7 +331,7 @@ async def test_key_1_leaves_a_callback_for_a_confirmed_or_keyed_in_number(
         anonymous = await call(base, caller_id="")
         await hand_off(anonymous)
         await anonymous.send_json(type="dtmf", digit="1")
-        await anonymous.wait(lambda e: e["type"] == "reply" and "Наберите номер" in e["text"])
+        await anonymous.wait(lambda e: e["type"] == "reply" and "номер телефона" in e["text"])
         for digit in "89991234567#":
             await anonymous.send_json(type="dtmf", digit=digit)
         await anonymous.wait(

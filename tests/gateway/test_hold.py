@@ -90,13 +90,25 @@ async def test_saying_call_me_back_while_waiting_asks_to_confirm_the_number(tmp_
 async def test_a_number_too_short_is_asked_for_again(tmp_path):
     h, service, _ = await queued_harness(tmp_path, caller_id="")
     h.send(Digit("1"))
-    await h.out.wait_for(lambda e: e.type == "reply" and "Наберите номер" in e.text)
+    await h.out.wait_for(lambda e: e.type == "reply" and "номер телефона" in e.text)
     for digit in "123#":
         h.send(Digit(digit))
-    asks = lambda e: e.type == "reply" and "Наберите номер" in e.text  # noqa: E731
+    asks = lambda e: e.type == "reply" and "номер телефона" in e.text  # noqa: E731
     await h.out.wait_for(lambda e: asks(e) and len([x for x in h.out.events if asks(x)]) == 2)
     assert await service.store.callbacks() == []
     h.send(None)
     await h.task
     # No number, no callback: the wait is recorded as abandoned, nobody to call back.
     assert await service.store.callbacks() == []
+
+
+async def test_a_caller_without_caller_id_dictates_the_number_and_says_yes(tmp_path):
+    h, service, _ = await queued_harness(tmp_path, caller_id="")
+    h.send(Text("перезвоните мне"))
+    await h.out.wait_for(lambda e: e.type == "reply" and "номер телефона" in e.text)
+    h.send(Text("восемь девятьсот девяносто девять сто двадцать три сорок пять шестьдесят семь"))
+    await h.out.wait_for(lambda e: e.type == "reply" and "8, 9 9 9, 1 2 3, 4 5, 6 7." in e.text)
+    h.send(Text("да"))
+    record = await asyncio.wait_for(h.task, 10)
+    assert record.end_reason == "callback"
+    assert [c.number for c in await service.store.callbacks()] == ["89991234567"]

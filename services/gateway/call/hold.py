@@ -23,6 +23,8 @@ from typing import Any
 
 from services.common.audio import resample
 from services.common.logging import get_logger
+from services.dialog.normalize import lemma, numbers_to_digits, words
+from services.dialog.session import DIGIT_WORDS
 from services.gateway.call import events as ev
 from services.gateway.call.leg import Audio, Digit, HangUp, MediaLeg, Text
 from services.gateway.call.listener import Heard, Listener
@@ -37,7 +39,17 @@ from services.handoff.service import CallGone, HandoffService
 log = get_logger("gateway.hold")
 PHONE = re.compile(r"\+?\d{5,15}")
 CALLBACK_WORDS = ("перезвон", "обратн")  # «перезвоните мне», «обратный звонок»
-CALLBACK_PHRASES = ["перезвоните мне", "перезвоните", "обратный звонок", "[unk]"]
+YES_WORDS = ("да", "верно", "правильно", "подтверждаю")
+# What the recognizer listens for while the caller waits: the callback request, a dictated
+# number, a spoken yes.
+CALLBACK_PHRASES = [
+    "перезвоните мне",
+    "перезвоните",
+    "обратный звонок",
+    *DIGIT_WORDS,
+    *YES_WORDS,
+    "[unk]",
+]
 
 
 class HoldState(StrEnum):
@@ -157,9 +169,8 @@ class HoldParty:
                     handed = await self._on_input(leg, got.result()[1], listener)
                     if handed is not None:
                         return handed
-                wants_callback = heard in done and any(w in heard.result() for w in CALLBACK_WORDS)
-                if wants_callback and self.state is HoldState.WAITING:
-                    await self._offer_callback(leg)
+                if heard in done and (handed := await self._on_words(leg, heard.result())):
+                    return handed
                 if not done and self.state is HoldState.WAITING:
                     await self._announce_place(leg)
                     next_at = self._clock() + self._interval_s
@@ -194,8 +205,7 @@ class HoldParty:
                     now = time.monotonic()
                     listener[0].push(pcm, now, now)
             case Text(text):
-                if any(word in text.lower() for word in CALLBACK_WORDS):
-                    await self._offer_callback(leg)
+                return await self._on_words(leg, text)
             case Digit(digit):
                 return await self._on_digit(leg, digit)
         return None
@@ -219,6 +229,21 @@ class HoldParty:
                 await self._say(leg, self._policy.callback_number_text)
         elif digit.isdigit():
             self._digits += digit
+        return None
+
+    async def _on_words(self, leg: MediaLeg, text: str) -> Next | None:
+        """What the caller said (or typed): the callback request, a dictated number, «да»."""
+        said = words(text)
+        if self.state is HoldState.WAITING:
+            if any(word.startswith(CALLBACK_WORDS) for word in said):
+                await self._offer_callback(leg)
+            return None
+        if self.state is HoldState.CONFIRMING and any(word in YES_WORDS for word in said):
+            return await self._leave_callback(leg)
+        digits = "".join(t for t in numbers_to_digits([lemma(w)[0] for w in said]) if t.isdigit())
+        if PHONE.fullmatch(digits):
+            self._number, self._digits = digits, ""
+            await self._confirm(leg)
         return None
 
     async def _offer_callback(self, leg: MediaLeg) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -263,11 +264,14 @@ class AudioSocketServer:
                 timeout = self._settings.idle_timeout_s
             else:
                 timeout = None  # a quiet line is not a hangup
+            # No task per read, as wait_for would make.
+            deadline = asyncio.timeout(None if timeout is None else max(timeout, 0.001))
             try:
-                # No task per read, as wait_for would make.
-                async with asyncio.timeout(None if timeout is None else max(timeout, 0.001)):
+                async with deadline:
                     data = await reader.read(65536)
             except TimeoutError:
+                if not deadline.expired():  # ETIMEDOUT from the socket: see _reason
+                    raise
                 what = "an incomplete frame" if decoder.pending else "no data"
                 raise TimeoutError(
                     f"peer timeout: {what} for {self._timeout_of(decoder)} s"
@@ -307,6 +311,8 @@ def _reason(exc: BaseException) -> str:
         return "peer closed before any audio"
     if isinstance(exc, ConnectionError):
         return f"peer vanished: {type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:
+        return "peer vanished: our audio went unacknowledged (TCP_USER_TIMEOUT)"
     return str(exc) or type(exc).__name__
 
 

@@ -168,6 +168,17 @@ async def test_abandoned_in_queue_becomes_a_callback_placed_by_originate(
         lambda m: m.event == "QueueCallerJoin" and m.variables.get("CALL_UUID") == call_id, 15
     )
     assert join["Queue"] == "operators"
+
+    def waiting() -> list[dict]:
+        calls = httpx.get(f"{queue_gateway}/v1/handoff/waiting").json()
+        return [c for c in calls if c["context"]["call_id"] == call_id]
+
+    await asyncio.to_thread(wait_until, waiting, 5)
+    (held,) = waiting()
+    context = held["context"]  # what a console shows for the caller waiting in Asterisk
+    assert context["transport"] == "asterisk_queue" and context["caller_number"] == CALLER_NUMBER
+    assert context["reason_detail"] == "dtmf"  # key 0
+    assert context["turns"] and context["turns"][0]["who"] == "bot"  # the greeting
     record = await asyncio.to_thread(finished_record, queue_gateway, call_id)
     # The dialplan told the gateway the number: the record has it, not 127.0.0.1:port.
     assert record["caller_id"] == CALLER_NUMBER

@@ -25,15 +25,14 @@ from collections.abc import Awaitable, Callable
 from services.common.logging import get_logger
 from services.gateway.asterisk.ami import AmiClient, AmiError, AmiSettings, Message
 from services.gateway.asterisk.callers import NUMBER_PATTERN
+from services.gateway.call.hold import call_context
 from services.gateway.call.record import CallRecord
 from services.handoff.models import (
     OPEN_CALLBACK,
     Callback,
     CallbackOutcome,
     CallContext,
-    HandoffReason,
     Transport,
-    Turn,
     WaitEnd,
 )
 from services.handoff.store import AlreadyQueued, HandoffStore
@@ -57,25 +56,6 @@ def valid_number(raw: str | None) -> str | None:
     return raw if raw and _NUMBER.match(raw) else None
 
 
-def context_turns(record: CallRecord) -> list[Turn]:
-    """The conversation as the operator sees it: what the caller said, what the bot answered."""
-    turns: list[Turn] = []
-    for turn in record.turns:
-        if turn.source != "bot" and turn.transcript:
-            turns.append(
-                Turn(
-                    who="caller",
-                    text=turn.transcript,
-                    intent=turn.intent,
-                    score=turn.score,
-                    decision=turn.decision,
-                )
-            )
-        if turn.reply:
-            turns.append(Turn(who="bot", text=turn.reply))
-    return turns
-
-
 class QueueFollower:
     """Queue events → the store. One event at a time, in AMI's order."""
 
@@ -94,17 +74,13 @@ class QueueFollower:
     async def _joined(self, message: Message) -> None:
         call_id = call_id_of(message)
         record = await self._records(call_id)
-        number = valid_number(message.get("CallerIDNum")) or valid_number(
-            record.caller_id if record else None
+        queue = message["Queue"]
+        context = (
+            call_context(record, queue) if record else CallContext(call_id=call_id, queue=queue)
         )
-        context = CallContext(
-            call_id=call_id,
-            queue=message["Queue"],
-            caller_number=number,
-            reason=HandoffReason.parse(record.handoff_reason if record else None),
-            reason_detail=record.handoff_reason if record else None,
-            turns=context_turns(record) if record else [],
-            transport=Transport.ASTERISK_QUEUE,
+        number = valid_number(message.get("CallerIDNum")) or context.caller_number
+        context = context.model_copy(
+            update={"caller_number": number, "transport": Transport.ASTERISK_QUEUE}
         )
         try:
             position = await self._store.enqueue(context, self._owner)

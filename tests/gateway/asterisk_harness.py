@@ -240,15 +240,17 @@ async def call_bot(
     script: str,
     variables: dict[str, str] | None = None,
     caller_id: str = CALLER_NUMBER,
+    exten: str = "8800",
 ) -> str:
-    """Call extension 8800 of the sample dialplan from the caller half `script` (context
-    `caller`) with `caller_id`; returns the CALL_UUID the dialplan gave the call."""
+    """Call `exten` of the sample dialplan (8800: AudioSocket(), 8801: the channel driver)
+    from the caller half `script` (context `caller`) with `caller_id`; returns the CALL_UUID
+    the dialplan gave the call."""
     client, events = ami
     before = len(events.seen)
     await client.action(
         "Originate",
         variables or {},
-        Channel="Local/8800@hotline/n",
+        Channel=f"Local/{exten}@hotline/n",
         Context="caller",
         Exten=script,
         Priority="1",

@@ -92,9 +92,13 @@ async def test_media_starting_3s_late_keeps_the_call_up(asterisk, ami, gateway, 
     assert heard_db(rec, 3.0) > -40, "the caller heard the greeting before its media started"
 
 
-async def test_a_quiet_line_is_not_a_hangup(asterisk, ami, gateway, tmp_path):
-    call_id = await call_bot(ami, "quiet", {"REC": str(tmp_path / "quiet.wav")})
+@pytest.mark.parametrize(("exten", "rate"), [("8800", 8000), ("8801", 16000)])
+async def test_a_quiet_line_is_not_a_hangup(asterisk, ami, gateway, tmp_path, exten, rate):
+    """8800: the AudioSocket() application; 8801: the channel driver, Dial(...c(slin16),,g)."""
+    variables = {"REC": str(tmp_path / "quiet.wav")}
+    call_id = await call_bot(ami, "quiet", variables, exten=exten)
     record = await asyncio.to_thread(finished_record, gateway, call_id)
+    assert record["sample_rate"] == rate
     assert record["outcome"] == "transferred" and record["handoff_reason"] == "dtmf"
     assert "peer" not in record["end_reason"]
     dtmf = [e for e in record["timeline"] if e["event"]["type"] == "dtmf"]

@@ -383,8 +383,13 @@ class HandoffService:
 
     async def run(self) -> None:
         """Tick until cancelled (the gateway runs it as a background task)."""
+        me = asyncio.current_task()
         while True:
             await self.tick()
+            # redis-py 8's Pipeline.reset returns from a `finally`, which swallows a
+            # cancellation that lands in it: the task must still stop when asked to
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.settings.tick_s)
 
     # --- plumbing ------------------------------------------------------------------------

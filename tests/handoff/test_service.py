@@ -165,3 +165,12 @@ async def test_a_late_wait_still_learns_who_answered(service: HandoffService) ->
     assert await service.wait_for_operator("c1") == "fast"
     with pytest.raises(UnknownCall):
         await service.wait_for_operator("never-queued")
+
+
+async def test_run_stops_when_cancelled(service: HandoffService) -> None:
+    runner = asyncio.create_task(service.run())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(runner, 5)

@@ -10,12 +10,15 @@ Local channel that answers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from live_server import free_port, serve_in_thread
 
 from services.common.config import Settings
@@ -24,6 +27,9 @@ from services.gateway.asterisk.ami import AmiClient, AmiSettings
 from services.gateway.audiosocket.server import AudioSocketSettings
 from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.engines import Engines
+from services.handoff.embedded import EmbeddedStore
+from services.handoff.models import CallContext, Transport, WaitEnd
+from services.handoff.service import HandoffService
 
 from .asterisk_harness import (
     CALLER_NUMBER,
@@ -58,6 +64,11 @@ exten => wait,1,Answer()
 ; A caller put straight into the staffed queue, with a CALL_UUID like the bot's calls.
 exten => s,1,Answer()
  same => n,Queue(staffed,t)
+ same => n,Hangup()
+
+[unstaffed]
+exten => s,1,Answer()
+ same => n,Queue(operators,t)
  same => n,Hangup()
 
 [agents]
@@ -267,3 +278,76 @@ async def test_asterisk_restart_is_reported_then_reconnected(asterisk, queue_gat
     assert ready.status_code == 200 and ready.json()["asterisk"]["ami"].startswith("down: ")
     asterisk.start()
     await asyncio.to_thread(wait_until, lambda: asterisk_status(queue_gateway) == "connected", 10)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """The app on this loop (its store lives here), on a free port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the gateway did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+async def test_a_gateway_that_connects_late_takes_the_queue_as_asterisk_holds_it(
+    asterisk, ami, ami_port, gateway_settings, engines, tmp_path
+):
+    """Events missed while the link was down: a caller already waiting in Queue() is taken
+    from QueueStatus; a followed caller who left unseen becomes a callback, not lost."""
+    client, events = ami
+    waiting_id, gone_id = str(uuid.uuid4()), str(uuid.uuid4())
+    await client.action(
+        "Originate",
+        {"__CALL_UUID": waiting_id},
+        Channel="Local/s@unstaffed/n",
+        Context="caller",
+        Exten="wait",
+        Priority="1",
+        CallerID="74950007788",
+        Async="true",
+    )
+    await events.wait_for(
+        lambda m: m.event == "QueueCallerJoin" and m.variables.get("CALL_UUID") == waiting_id
+    )
+    store = EmbeddedStore(tmp_path / "handoff.sqlite3")
+    service = HandoffService(store, owner="late")
+    gone = CallContext(
+        call_id=gone_id,
+        queue="operators",
+        caller_number="74950009900",
+        transport=Transport.ASTERISK_QUEUE,
+    )
+    await store.enqueue(gone, "late")  # followed before the link went down
+    app = create_app(
+        gateway_settings.model_copy(update={"data_dir": tmp_path}),
+        engines=engines,
+        policy=CallPolicy(handoff_to=HandoffTarget.DIALPLAN),
+        audiosocket=AudioSocketSettings(port=0),
+        ami=AmiSettings(
+            enabled=True, port=ami_port, secret="change-me", reconnect_s=0.2, callbacks=False
+        ),
+        handoff=service,
+    )
+    try:
+        async with serving(app):
+            deadline = time.monotonic() + 10
+            while not (
+                [c for c in await store.waiting() if c.call_id == waiting_id]
+                and [c for c in await store.callbacks() if c.call_id == gone_id]
+            ):
+                assert time.monotonic() < deadline, "the queue was not reconciled"
+                await asyncio.sleep(0.1)
+            (held,) = [c for c in await store.waiting() if c.call_id == waiting_id]
+            assert held.context.transport is Transport.ASTERISK_QUEUE
+            assert held.context.caller_number == "74950007788"
+            (callback,) = [c for c in await store.callbacks() if c.call_id == gone_id]
+            assert callback.number == "74950009900" and callback.reason is WaitEnd.ABANDONED
+    finally:
+        await store.close()

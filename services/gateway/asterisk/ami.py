@@ -95,15 +95,23 @@ def encode(action: str, fields: dict[str, str], variables: dict[str, str]) -> by
 
 
 EventHandler = Callable[[Message], Awaitable[None]]
+ConnectHandler = Callable[[], Awaitable[None]]
 
 
 class AmiClient:
-    """Keeps one logged-in connection while `run()` runs; hands every event to `on_event`."""
+    """Keeps one logged-in connection while `run()` runs; hands every event to `on_event`, and
+    runs `on_connect` (in a task of its own) after every login."""
 
-    def __init__(self, settings: AmiSettings, on_event: EventHandler) -> None:
-        self._settings, self._on_event = settings, on_event
+    def __init__(
+        self,
+        settings: AmiSettings,
+        on_event: EventHandler,
+        on_connect: ConnectHandler | None = None,
+    ) -> None:
+        self._settings, self._on_event, self._on_connect = settings, on_event, on_connect
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._lists: dict[str, tuple[list[Message], asyncio.Future[None]]] = {}
         self._ids = itertools.count(1)
         self.connected = asyncio.Event()
         self.last_error = "not connected yet"
@@ -140,6 +148,21 @@ class AmiClient:
             raise AmiError(f"AMI not connected ({self.last_error})")
         return await self._send(writer, action, variables or {}, fields)
 
+    async def action_list(self, action: str, **fields: str) -> list[Message]:
+        """An action answered by a list of events (QueueStatus, ...): the events, in order."""
+        action_id = f"vb-{next(self._ids)}"
+        complete = asyncio.get_running_loop().create_future()
+        self._lists[action_id] = ([], complete)
+        try:
+            await self.action(action, None, ActionID=action_id, **fields)
+            async with asyncio.timeout(self._settings.action_timeout_s):
+                await complete
+            return self._lists[action_id][0]
+        except TimeoutError as exc:
+            raise AmiError(f"{action}: the list did not complete") from exc
+        finally:
+            self._lists.pop(action_id, None)
+
     async def _send(
         self,
         writer: asyncio.StreamWriter,
@@ -172,6 +195,7 @@ class AmiClient:
         try:
             await reader.readline()  # "Asterisk Call Manager/x.y.z"
             reading = asyncio.create_task(self._read(reader))
+            tasks = [reading]
             try:
                 await self._send(
                     writer,
@@ -185,11 +209,14 @@ class AmiClient:
                 )
                 self.connected.set()
                 log.info("ami_connected", host=self._settings.host, port=self._settings.port)
+                if self._on_connect is not None:
+                    tasks.append(asyncio.create_task(self._connected()))
                 await reading
             finally:
-                reading.cancel()
+                for task in tasks:
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reading
+                    await asyncio.gather(*tasks)
         finally:
             writer.close()
 
@@ -197,6 +224,13 @@ class AmiClient:
         while True:
             block = (await reader.readuntil(b"\r\n\r\n")).decode("utf-8", "replace")
             message = Message.parse(block)
+            listed = self._lists.get(message.get("ActionID"))
+            if listed is not None and message.event is not None:  # its items, then its end
+                if message.get("EventList") == "Complete":
+                    listed[1].set_result(None)
+                else:
+                    listed[0].append(message)
+                continue
             if message.event is None:
                 if (reply := self._pending.get(message.get("ActionID"))) and not reply.done():
                     reply.set_result(message)
@@ -205,6 +239,13 @@ class AmiClient:
                 await self._on_event(message)
             except Exception:  # one bad handler run must not take the connection down
                 log.exception("ami_event_handler_failed", event=message.event)
+
+    async def _connected(self) -> None:
+        assert self._on_connect is not None
+        try:
+            await self._on_connect()
+        except Exception:  # reported; the connection stays
+            log.exception("ami_on_connect_failed")
 
     def _drop(self) -> None:
         self.connected.clear()

@@ -9,6 +9,9 @@ carry the call's UUID in the `CALL_UUID` channel variable (manager.conf `channel
 - `QueueCallerAbandon`: the caller hung up waiting — ABANDONED, which the store makes a callback
   task (keeping the place in line) when the number is known.
 
+After every login (a restart of either side) the queues as Asterisk holds them (`QueueStatus`,
+`Getvar CALL_UUID`) stand for the events missed meanwhile.
+
 Due callbacks are placed with `Originate` (async; its `OriginateResponse` says how it went) and
 each try is recorded: answered → done; no answer, busy → tried again after a while; after the
 last try, cancelled with a note.
@@ -17,6 +20,7 @@ last try, cancelled with a note.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import time
@@ -70,6 +74,25 @@ class QueueFollower:
                 await self._left(message, WaitEnd.ANSWERED)
             case "QueueCallerAbandon":
                 await self._left(message, WaitEnd.ABANDONED)
+
+    async def reconcile(self, ami: AmiClient) -> None:
+        """After every login: Asterisk's queues as they are now stand for the events missed
+        while the link was down. A caller waiting there and unknown here joins; a followed
+        caller no longer there left unseen — answered or not, nobody knows: abandoned, so a
+        callback rather than a caller lost without a trace."""
+        status = await ami.action_list("QueueStatus")
+        present = set()
+        for entry in (m for m in status if m.event == "QueueEntry"):
+            with contextlib.suppress(AmiError):  # gone meanwhile: no CALL_UUID to read
+                reply = await ami.action("Getvar", Channel=entry["Channel"], Variable=CALL_VARIABLE)
+                if reply.get("Value"):
+                    entry.variables[CALL_VARIABLE] = reply["Value"]
+            present.add(call_id_of(entry))
+            await self._joined(entry)
+        for call in await self._store.waiting():
+            if call.context.transport is Transport.ASTERISK_QUEUE and call.call_id not in present:
+                log.warning("asterisk_queue_left_unseen", call_id=call.call_id)
+                await self._store.leave(call.call_id, WaitEnd.ABANDONED)
 
     async def _joined(self, message: Message) -> None:
         call_id = call_id_of(message)
@@ -211,8 +234,8 @@ class AsteriskQueues:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self._store, self._owner = settings, store, owner
-        self.ami = AmiClient(settings, self._on_event)
         self.follower = QueueFollower(store, owner, records)
+        self.ami = AmiClient(settings, self._on_event, self._on_connect)
         self.placer = CallbackPlacer(self.ami, store, settings, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -231,6 +254,9 @@ class AsteriskQueues:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _on_connect(self) -> None:
+        await self.follower.reconcile(self.ami)
 
     async def _on_event(self, message: Message) -> None:
         await self.placer.on_event(message)

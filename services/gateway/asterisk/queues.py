@@ -155,8 +155,11 @@ class CallbackPlacer:
                 started.append(task)
         return started
 
-    def _done(self, callback_id: str, _: asyncio.Task[CallbackOutcome]) -> None:
+    def _done(self, callback_id: str, task: asyncio.Task[CallbackOutcome]) -> None:
         self.in_flight.pop(callback_id, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # E.g. closed meanwhile by an operator (InvalidState): the store keeps its state.
+            log.warning("callback_not_recorded", callback_id=callback_id, error=repr(error))
 
     async def place(self, callback: Callback) -> CallbackOutcome:
         number = valid_number(callback.number)

@@ -197,7 +197,11 @@ def _follow_asterisk(app: FastAPI, ami: AmiSettings, service: HandoffService) ->
     async def record(call_id: str) -> CallRecord | None:
         return await asyncio.to_thread(app.state.registry.get, call_id)
 
-    queues = AsteriskQueues(ami, service.store, service.owner, record)
+    # Asterisk holds these callers' media, not this process: they are owned (and kept alive in
+    # the store) by the Asterisk, so a gateway restart does not reap them as lost; the login's
+    # reconciliation settles what happened meanwhile.
+    owner = f"asterisk@{ami.host}:{ami.port}"
+    queues = AsteriskQueues(ami, service.store, owner, record)
     queues.start()
     return queues
 

@@ -112,3 +112,14 @@ async def test_a_caller_without_caller_id_dictates_the_number_and_says_yes(tmp_p
     record = await asyncio.wait_for(h.task, 10)
     assert record.end_reason == "callback"
     assert [c.number for c in await service.store.callbacks()] == ["89991234567"]
+
+
+async def test_a_call_the_queue_dropped_while_waiting_is_put_back_in_line(tmp_path):
+    """The queue gave this gateway up for dead (its waits are forgotten): the caller waits on."""
+    h, service, _ = await queued_harness(tmp_path)
+    first = h.out.of("queue")[0]
+    service._forget_call("t1")  # what `reap` does to a gateway that missed its heartbeats
+    await h.out.wait_for(lambda e: e.type == "queue" and e is not first, timeout=3)
+    assert not h.task.done() and await service.store.call("t1") is not None
+    h.send(None)
+    await h.task

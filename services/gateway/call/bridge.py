@@ -31,6 +31,7 @@ from services.handoff.service import CallEvent, CallEventKind, HandoffService
 from services.handoff.store import HandoffError
 
 log = get_logger("gateway.bridge")
+MAX_AHEAD_FRAMES = 25  # 500 ms of the operator's voice waiting for the caller
 
 
 class BridgeState(StrEnum):
@@ -161,6 +162,9 @@ class BridgeParty:
         while True:
             pending += to_caller(await line.operator_audio())
             cut = len(pending) - len(pending) % size
-            if cut and self.state is BridgeState.TALKING:
+            # An operator's client that runs ahead of real time would delay the caller's ear
+            # without end: past MAX_AHEAD_FRAMES queued, its audio is dropped.
+            talking = self.state is BridgeState.TALKING
+            if cut and talking and leg.pacer.backlog_frames < MAX_AHEAD_FRAMES:
                 leg.pacer.play(bytes(pending[:cut]))
             del pending[:cut]

@@ -15,6 +15,7 @@ between them; the caller's number is confirmed before a callback is left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -29,12 +30,13 @@ from services.gateway.call import events as ev
 from services.gateway.call.leg import Audio, Digit, HangUp, MediaLeg, Text
 from services.gateway.call.listener import Heard, Listener
 from services.gateway.call.music import play_music
-from services.gateway.call.party import End, Ending, EndReason, Next, ToOperator
+from services.gateway.call.party import End, Ending, EndReason, Next, ToOperator, ToQueue
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord
 from services.gateway.engines import Engines
 from services.handoff.models import CallContext, HandoffReason, Position, Transport, Turn, WaitEnd
 from services.handoff.service import CallGone, HandoffService
+from services.handoff.store import AlreadyQueued
 
 log = get_logger("gateway.hold")
 PHONE = re.compile(r"\+?\d{5,15}")
@@ -143,7 +145,8 @@ class HoldParty:
         if not self._enqueued:
             context = call_context(leg.record, self.queue)
             self._number = context.caller_number
-            await self._service.enqueue(context)
+            with contextlib.suppress(AlreadyQueued):  # still in line: the place stays
+                await self._service.enqueue(context)
         else:
             waiting = await self._service.store.call(call_id)
             self._number = waiting.context.caller_number if waiting else None
@@ -186,8 +189,9 @@ class HoldParty:
     def _answered(self, answered: asyncio.Task[str], leg: MediaLeg) -> Next:
         try:
             return ToOperator(operator_id=answered.result(), queue=self.queue)
-        except CallGone:  # the queue dropped the call (the gateway was taken for dead)
-            return End(Ending(EndReason.ERROR, "error: the call left the queue"))
+        except CallGone:  # the queue dropped the call (this gateway was taken for dead)
+            log.warning("requeued", call_id=leg.call_id, queue=self.queue)
+            return ToQueue(self.queue, "requeued")  # in line again: never dropped
 
     async def _on_input(
         self,

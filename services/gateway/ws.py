@@ -19,9 +19,8 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from services.common.logging import get_logger
 from services.gateway.call import events as ev
-from services.gateway.call.engine import Audio, Call, CallerInput, Digit, HangUp, Text
+from services.gateway.call.leg import Audio, CallerInput, Digit, HangUp, MediaLeg, Text
 from services.gateway.call.policy import CallPolicy
-from services.gateway.engines import Engines
 from services.gateway.registry import CallRegistry
 
 log = get_logger("gateway.ws")
@@ -65,9 +64,7 @@ async def _send_error(ws: WebSocket, code: str, message: str) -> None:
     await ws.send_text(ev.Error(code=code, message=message).model_dump_json())
 
 
-async def serve_websocket_call(
-    ws: WebSocket, engines: Engines, registry: CallRegistry, policy: CallPolicy
-) -> None:
+async def serve_websocket_call(ws: WebSocket, registry: CallRegistry, policy: CallPolicy) -> None:
     await ws.accept()
     try:
         start = StartMessage.model_validate_json(await ws.receive_text())
@@ -77,22 +74,21 @@ async def serve_websocket_call(
         return
     except WebSocketDisconnect:
         return
-    call = Call(
+    leg = MediaLeg(
         call_id=str(uuid.uuid4()),
         caller_id=start.caller_id,
         sample_rate=start.sample_rate,
         transport="websocket",
-        engines=engines,
         output=WebSocketOutput(ws),
         policy=policy,
     )
-    await registry.run(call, _inputs(ws, call))
+    await registry.run(leg, _inputs(ws, leg))
     if ws.client_state is WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the peer left just now
             await ws.close()
 
 
-async def _inputs(ws: WebSocket, call: Call) -> AsyncIterator[CallerInput]:
+async def _inputs(ws: WebSocket, leg: MediaLeg) -> AsyncIterator[CallerInput]:
     """Client messages as caller input; malformed ones get an error event and are dropped."""
     while True:
         message = await ws.receive()
@@ -100,7 +96,7 @@ async def _inputs(ws: WebSocket, call: Call) -> AsyncIterator[CallerInput]:
             return
         if (data := message.get("bytes")) is not None:
             if len(data) % 2 or len(data) > MAX_AUDIO_MESSAGE:
-                call.report_error(
+                leg.report_error(
                     "bad_audio",
                     f"audio message of {len(data)} bytes: want whole "
                     f"16-bit samples, at most {MAX_AUDIO_MESSAGE} bytes",
@@ -108,14 +104,14 @@ async def _inputs(ws: WebSocket, call: Call) -> AsyncIterator[CallerInput]:
                 continue
             yield Audio(data)
             continue
-        item = _parse_text(message.get("text") or "", call)
+        item = _parse_text(message.get("text") or "", leg)
         if item is not None:
             yield item
             if isinstance(item, HangUp):
                 return
 
 
-def _parse_text(raw: str, call: Call) -> CallerInput | None:
+def _parse_text(raw: str, leg: MediaLeg) -> CallerInput | None:
     try:
         kind = json.loads(raw).get("type")
         if kind == "text":
@@ -126,8 +122,8 @@ def _parse_text(raw: str, call: Call) -> CallerInput | None:
                 raise ValueError(f"DTMF digit must be one of 0-9 * # A-D, not {digit!r}")
             return Digit(digit)
         if kind == "hangup":
-            return HangUp("caller_hangup")
+            return HangUp()
         raise ValueError(f"unknown message type {kind!r} (text, dtmf, hangup, or binary audio)")
     except (ValueError, AttributeError, ValidationError) as exc:
-        call.report_error("bad_message", str(exc).splitlines()[0][:300])
+        leg.report_error("bad_message", str(exc).splitlines()[0][:300])
         return None

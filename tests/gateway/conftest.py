@@ -13,8 +13,9 @@ from live_server import serve_in_thread
 from services.common.config import Settings
 from services.gateway.app import create_app
 from services.gateway.audiosocket.server import AudioSocketSettings
-from services.gateway.call.policy import CallPolicy
+from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.engines import Engines, load_engines
+from tests.handoff.conftest import redis_url  # noqa: F401 (a real redis-server, a fixture)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,10 @@ def engines(gateway_settings: Settings) -> Engines:
 def running_gateway(
     settings: Settings, engines: Engines, policy: CallPolicy | None = None
 ) -> Iterator[str]:
-    """A real uvicorn server in a thread; yields its base URL http://127.0.0.1:PORT."""
+    """A real uvicorn server in a thread; yields its base URL http://127.0.0.1:PORT. A handoff
+    ends the call there, as with Asterisk's Queue() (test_e2e_operator.py runs the gateway's
+    own queue)."""
+    policy = policy or CallPolicy(handoff_to=HandoffTarget.DIALPLAN)
     app = create_app(
         settings, engines=engines, policy=policy, audiosocket=AudioSocketSettings(port=0)
     )

@@ -17,8 +17,12 @@ class FakeStream:
     """Hears "вопрос" once 10 loud 20 ms frames arrived (however they are batched); a final on
     finish()."""
 
-    def __init__(self, sample_rate: int = 16000) -> None:
+    def __init__(
+        self, sample_rate: int = 16000, words: str = "вопрос", finals: bool = False
+    ) -> None:
+        """`finals`: the stream ends utterances itself (as Vosk does at its own endpoint)."""
         self.frame = frame_bytes(sample_rate)
+        self.words, self.finals = words, finals
         self.loud = 0
         self.closed = False
         self.biased: list[tuple[str, object]] = []  # set_phrases / set_endpointing calls
@@ -33,10 +37,12 @@ class FakeStream:
         for start in range(0, len(pcm), self.frame):
             frame = np.frombuffer(pcm[start : start + self.frame], "<i2")
             self.loud += int(np.abs(frame).max(initial=0) > 1000)
-        return Hypothesis(text="вопрос" if self.loud >= 10 else "", final=False)
+        if self.finals and self.loud >= 10:
+            return await self.finish()
+        return Hypothesis(text=self.words if self.loud >= 10 else "", final=False)
 
     async def finish(self) -> Hypothesis:
-        text, self.loud = ("вопрос" if self.loud >= 10 else ""), 0
+        text, self.loud = (self.words if self.loud >= 10 else ""), 0
         return Hypothesis(text=text, final=True)
 
     def expedite(self) -> None:
@@ -52,9 +58,10 @@ class FakeRecognizer:
     def __init__(self, grammar: bool = True) -> None:
         self.streams: list[FakeStream] = []
         self.grammar = grammar
+        self.words, self.finals = "вопрос", False  # what streams opened from now on hear
 
     async def open_stream(self, sample_rate, phrases=None, endpointing=None):
-        self.streams.append(FakeStream(sample_rate))
+        self.streams.append(FakeStream(sample_rate, self.words, self.finals))
         return self.streams[-1]
 
     def describe(self):

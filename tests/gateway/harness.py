@@ -1,4 +1,5 @@
-"""Drive a `Call` in-process: a queue of caller inputs in, collected events and frames out."""
+"""Drive a call (a media leg answered by the bot) in-process: a queue of caller inputs in,
+collected events and frames out."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import time
 from collections.abc import AsyncIterator
 
 from services.gateway.call import events as ev
-from services.gateway.call.engine import Call, CallerInput
+from services.gateway.call.leg import CallerInput, MediaLeg
 from services.gateway.call.policy import CallPolicy
 from services.gateway.engines import Engines
+from services.gateway.switchboard import GatewaySwitchboard, Queueing
 
 
 class Collector:
@@ -51,18 +53,22 @@ class CallHarness:
         policy: CallPolicy | None = None,
         rate: int = 16000,
         idle_silence: bool = False,
+        queueing: Queueing | None = None,
+        caller_id: str = "test",
     ) -> None:
         self.out = Collector(idle_silence)
         self.inputs: asyncio.Queue[CallerInput | None] = asyncio.Queue()
-        self.call = Call(
+        policy = policy or CallPolicy()
+        self.leg = MediaLeg(
             call_id="t1",
-            caller_id="test",
+            caller_id=caller_id,
             sample_rate=rate,
             transport="test",
-            engines=engines,
             output=self.out,
-            policy=policy or CallPolicy(),
+            policy=policy,
         )
+        self.switchboard = GatewaySwitchboard(engines, policy, queueing)
+        self.call = self.switchboard.bot()
         self.task: asyncio.Task | None = None
 
     async def _gen(self) -> AsyncIterator[CallerInput]:
@@ -70,7 +76,7 @@ class CallHarness:
             yield item
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.call.run(self._gen()))
+        self.task = asyncio.create_task(self.leg.run(self._gen(), self.call, self.switchboard))
 
     def send(self, item: CallerInput | None) -> None:
         self.inputs.put_nowait(item)

@@ -12,11 +12,12 @@ import pytest
 
 from services.asr.base import ENDPOINT_DEFAULT, ENDPOINT_DICTATION
 from services.common.audio import read_wav, split_frames
-from services.gateway.call.engine import TRANSITIONS, Audio, Call, Digit, HangUp, State, Text
+from services.gateway.call.bot import TRANSITIONS, BotParty, State
+from services.gateway.call.leg import Audio, Digit, HangUp, Text
 from services.gateway.call.policy import CallPolicy
 
 from .fakes import CODE, fake_engines
-from .harness import CallHarness, Collector
+from .harness import CallHarness
 
 
 async def test_greeting_then_typed_question_gets_events_and_audio():
@@ -239,15 +240,7 @@ def test_state_machine_is_explicit():
 
 
 async def test_illegal_transition_is_refused():
-    call = Call(
-        call_id="x",
-        caller_id="",
-        sample_rate=8000,
-        transport="test",
-        engines=fake_engines(),
-        output=Collector(),
-        policy=CallPolicy(),
-    )
+    call = BotParty(fake_engines(), CallPolicy())
     call.state = State.TRANSFER
     with pytest.raises(RuntimeError):
         call._set(State.LISTENING)

@@ -13,13 +13,13 @@ import numpy as np
 from services.common.audio import pcm16_to_float
 from services.dialog.engine import DialogEngine
 from services.dialog.session import ALWAYS_HEARD
-from services.gateway.call.policy import CallPolicy
+from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.simulator import AudioSocketCaller, Turn, WebSocketCaller
 
 from .conftest import audiosocket_address, running_gateway, ws_url
 
 # A long inter-digit pause: any entry answered well within it was not waiting for the pause.
-PATIENT = CallPolicy(dtmf_interdigit_s=5.0)
+PATIENT = CallPolicy(dtmf_interdigit_s=5.0, handoff_to=HandoffTarget.DIALPLAN)
 METER_KEYS = [Turn("dtmf", "1234567890"), Turn("dtmf", "123#"), Turn("dtmf", "45#")]
 SAID_BACK = "Код плательщика 1 2 3 4 5 6 7 8 9 0, холодная вода 123, горячая вода 45"
 SLOTS = {"payer": "1234567890", "cold": "123", "hot": "45"}

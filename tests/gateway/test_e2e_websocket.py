@@ -16,7 +16,7 @@ import websockets
 
 from services.common.audio import duration_s, pcm16_to_float
 from services.common.config import Settings
-from services.gateway.call.policy import CallPolicy
+from services.gateway.call.policy import CallPolicy, HandoffTarget
 from services.gateway.engines import load_engines
 from services.gateway.simulator import Turn, WebSocketCaller
 
@@ -235,7 +235,8 @@ async def test_caller_speech_over_the_reply_barges_in(gateway, espeak_wav):
 
 async def test_stereo_recording_has_caller_left_and_bot_right(gateway_with, tmp_path, espeak_wav):
     wav = espeak_wav("안녕하세요. 감사합니다.", "ko", "rec-ko")
-    with gateway_with(CallPolicy(recordings_dir=tmp_path)) as url:
+    policy = CallPolicy(recordings_dir=tmp_path, handoff_to=HandoffTarget.DIALPLAN)
+    with gateway_with(policy) as url:
         result = await WebSocketCaller(ws_url(url)).run([Turn("wav", str(wav))])
     path = result.record["recording"]
     with wave.open(path) as recording:

@@ -1,22 +1,28 @@
 """The AudioSocket TCP server: one connection is one call, adapted to the call engine.
 
-Asterisk sends the UUID, then 20 ms audio frames without pause for the whole call, and expects
-the same back: the call's pacer keeps sending silence while the bot is quiet. Every way a
-connection can go wrong (bad framing, audio before the UUID, a slow or silent peer, a reset) ends
-that call alone, logged with its id, its record saying why.
+Asterisk sends the UUID, then 20 ms audio frames while the caller's channel has media, and
+expects audio back: the `AudioSocket()` application drops a call after 2 s with nothing on the
+socket either way, so the call's pacer starts at once (at most FIRST_AUDIO_WAIT_S after the UUID,
+to learn the line's rate) and keeps sending silence while the bot is quiet. The caller's side may
+send nothing for a long time (silence suppression, a `Wait()`, hold): a quiet line is not a
+hangup; only a hangup or error frame, a closed socket or a failed write ends the call. Every way a
+connection can go wrong (bad framing, audio before the UUID, a slow or vanished peer, a reset)
+ends that call alone, logged with its id, its record saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 import time
 from collections.abc import AsyncIterator
 
-import soxr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.logging import get_logger
+from services.gateway.asterisk.callers import CallerNumbers
 from services.gateway.audiosocket.protocol import (
     HANGUP_FRAME,
     Frame,
@@ -27,15 +33,19 @@ from services.gateway.audiosocket.protocol import (
     rate_of_first_audio,
 )
 from services.gateway.call import events as ev
-from services.gateway.call.engine import Audio, Call, CallerInput, Digit, HangUp
+from services.gateway.call.leg import Audio, CallerInput, Digit, HangUp, MediaLeg
+from services.gateway.call.party import RELEASED_BY_US, Ending, EndReason
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord
+from services.gateway.call.resample import StreamResampler
 from services.gateway.engines import Engines
 from services.gateway.registry import CallRegistry
 
 log = get_logger("gateway.audiosocket")
 MAX_CALL_RATE = 48000  # the engines' highest rate; 96/192 kHz lines are resampled to it
-BOT_ENDINGS = ("transfer", "bot_goodbye", "silence")
+# Asterisk sends a connected channel's first audio within a frame or two; a caller whose media
+# starts later is taken for the AudioSocket() application, always 8 kHz slin.
+FIRST_AUDIO_WAIT_S = 0.2
 
 
 class AudioSocketSettings(BaseSettings):
@@ -44,24 +54,12 @@ class AudioSocketSettings(BaseSettings):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9092
-    idle_timeout_s: float = 5.0  # Asterisk sends a frame every 20 ms; 5 s of nothing: it's gone
+    # 0: no limit. A quiet caller (silence suppression, Wait(), hold) sends nothing for as long
+    # as it likes; a vanished peer shows as a failed write (write_timeout_s), not as silence.
+    idle_timeout_s: float = 0.0
     frame_timeout_s: float = 1.0  # a frame must arrive whole within this (slow-loris guard)
-    write_timeout_s: float = 2.0  # a peer that stops reading is gone too
-
-
-class _Resampler:
-    """Streaming soxr between the line's rate and the call's (identity when they match)."""
-
-    def __init__(self, src: int, dst: int) -> None:
-        self._stream = soxr.ResampleStream(src, dst, 1, dtype="int16") if src != dst else None
-
-    def __call__(self, pcm: bytes, size: int | None = None) -> bytes:
-        if self._stream is None:
-            return pcm
-        import numpy as np
-
-        out = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2")).astype("<i2").tobytes()
-        return out if size is None else out[:size].ljust(size, b"\0")
+    # A peer that stops reading, or whose host vanished (TCP_USER_TIMEOUT: our frames unacked).
+    write_timeout_s: float = 2.0
 
 
 class AudioSocketOutput:
@@ -76,7 +74,7 @@ class AudioSocketOutput:
         timeout_s: float,
     ) -> None:
         self._writer, self._kind, self._timeout = writer, kind, timeout_s
-        self._up = _Resampler(call_rate, wire_rate)
+        self._up = StreamResampler(call_rate, wire_rate)
         self._frame_size = wire_rate // 50 * 2
 
     async def event(self, event: ev.Event) -> None:
@@ -100,13 +98,16 @@ class AudioSocketServer:
         registry: CallRegistry,
         policy: CallPolicy,
         settings: AudioSocketSettings,
+        callers: CallerNumbers | None = None,
     ) -> None:
+        """`callers`: the numbers the dialplan posted (AudioSocket itself carries none)."""
         self._engines, self._registry, self._policy, self._settings = (
             engines,
             registry,
             policy,
             settings,
         )
+        self._callers = callers or CallerNumbers()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -144,21 +145,43 @@ class AudioSocketServer:
                 await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        host, port = writer.get_extra_info("peername")[:2]
-        peer = f"{host}:{port}"
+        address = writer.get_extra_info("peername")  # None when it reset before we looked
+        peer = f"{address[0]}:{address[1]}" if address else "unknown"
+        _limit_unacked(writer, self._settings.write_timeout_s)
         frames = self._frames(reader)
         call_id = None
+        waiting: asyncio.Task[Frame | None] | None = None
+        early: list[Frame] = []  # DTMF before the first audio is kept, not lost
+        first_audio: Frame | None = None
         try:
-            first = await anext(frames)
+            try:  # Asterisk sends it on connecting
+                async with asyncio.timeout(self._settings.frame_timeout_s):
+                    first = await anext(frames)
+            except TimeoutError:
+                raise TimeoutError(f"no UUID for {self._settings.frame_timeout_s:g} s") from None
             if first.kind is not Kind.UUID:
                 raise ProtocolError(f"{first.kind.name} frame before the UUID")
             call_id = first.uuid
-            early: list[Frame] = []  # DTMF before the first audio is kept, not lost
-            while not (frame := await anext(frames)).is_audio:
-                if frame.kind in (Kind.HANGUP, Kind.ERROR):
+            # A read not cancelled on time-out (that would close the generator): the call
+            # goes on with it.
+            waiting = asyncio.create_task(_next(frames))
+            deadline = time.monotonic() + FIRST_AUDIO_WAIT_S
+            while first_audio is None:
+                await asyncio.wait({waiting}, timeout=max(deadline - time.monotonic(), 0))
+                if not waiting.done():
+                    break
+                if (frame := waiting.result()) is None:
+                    raise StopAsyncIteration
+                waiting = asyncio.create_task(_next(frames))
+                if frame.is_audio:
+                    first_audio = frame
+                elif frame.kind in (Kind.HANGUP, Kind.ERROR):
                     raise ProtocolError(f"{frame.kind.name.lower()} before any audio")
-                early.append(frame)
+                else:
+                    early.append(frame)
         except (ProtocolError, TimeoutError, ConnectionError, StopAsyncIteration) as exc:
+            if waiting is not None:
+                waiting.cancel()
             reason = _reason(exc)
             log.warning("audiosocket_rejected", peer=peer, call_id=call_id, reason=reason)
             if call_id is not None:
@@ -167,51 +190,68 @@ class AudioSocketServer:
                 )
             await _hangup(writer)
             return
-        wire_rate = rate_of_first_audio(frame)
+        if first_audio is None:  # late media: the AudioSocket() application's 8 kHz slin
+            kind, wire_rate = Kind.AUDIO, 8000
+        else:
+            kind, wire_rate = first_audio.kind, rate_of_first_audio(first_audio)
+            early.append(first_audio)
         call_rate = min(wire_rate, MAX_CALL_RATE)
         output = AudioSocketOutput(
-            writer, frame.kind, wire_rate, call_rate, self._settings.write_timeout_s
+            writer, kind, wire_rate, call_rate, self._settings.write_timeout_s
         )
-        call = Call(
+        leg = MediaLeg(
             call_id=call_id,
-            caller_id=peer,
+            caller_id=self._callers.take(call_id) or peer,
             sample_rate=call_rate,
             transport="audiosocket",
-            engines=self._engines,
             output=output,
             policy=self._policy,
         )
-        down = _Resampler(wire_rate, call_rate)
-        record = await self._registry.run(call, self._inputs([*early, frame], frames, down))
-        if record.end_reason in BOT_ENDINGS or record.end_reason.startswith("protocol"):
+        assert waiting is not None
+        await self._registry.run(leg, self._inputs(early, waiting, frames, wire_rate, call_rate))
+        if leg.ending is not None and leg.ending.reason in RELEASED_BY_US:
             await _hangup(writer)  # AudioSocket() returns and the dialplan goes on (Queue())
 
     async def _inputs(
-        self, first: list[Frame], frames: AsyncIterator[Frame], down: _Resampler
+        self,
+        early: list[Frame],
+        waiting: asyncio.Task[Frame | None],
+        frames: AsyncIterator[Frame],
+        wire_rate: int,
+        call_rate: int,
     ) -> AsyncIterator[CallerInput]:
         async def all_frames() -> AsyncIterator[Frame]:
-            for frame in first:
+            for frame in early:
                 yield frame
-            async for frame in frames:
-                yield frame
+            if (pending := await waiting) is not None:
+                yield pending
+                async for frame in frames:
+                    yield frame
 
+        down = StreamResampler(wire_rate, call_rate)
         try:
             async for frame in all_frames():
                 if frame.is_audio:
+                    if (rate := rate_of_first_audio(frame)) != wire_rate:
+                        # Media that began after the call did, at another rate (the channel
+                        # driver's c(slin16)): heard resampled; the bot still answers in 8 kHz.
+                        wire_rate, down = rate, StreamResampler(rate, call_rate)
                     yield Audio(down(frame.payload))
                 elif frame.kind is Kind.DTMF:
                     yield Digit(frame.digit)
                 elif frame.kind is Kind.HANGUP:
-                    yield HangUp("caller_hangup")
+                    yield HangUp()
                     return
                 elif frame.kind is Kind.ERROR:
-                    yield HangUp(f"asterisk error: {frame.error}")
+                    yield HangUp(Ending(EndReason.PEER_GONE, f"asterisk error: {frame.error}"))
                     return
                 else:
                     raise ProtocolError(f"{frame.kind.name} frame in the middle of a call")
         except (ProtocolError, TimeoutError, ConnectionError) as exc:
             log.warning("audiosocket_call_broken", reason=_reason(exc))
-            yield HangUp(_reason(exc))
+            broken = isinstance(exc, ProtocolError)
+            kind = EndReason.PROTOCOL_ERROR if broken else EndReason.PEER_GONE
+            yield HangUp(Ending(kind, _reason(exc)))
 
     async def _frames(self, reader: asyncio.StreamReader) -> AsyncIterator[Frame]:
         """Frames as they arrive; a peer that goes quiet, or dribbles one frame, times out."""
@@ -220,12 +260,18 @@ class AudioSocketServer:
         while True:
             if decoder.pending:
                 timeout = frame_started + self._settings.frame_timeout_s - time.monotonic()
-            else:
+            elif self._settings.idle_timeout_s:
                 timeout = self._settings.idle_timeout_s
+            else:
+                timeout = None  # a quiet line is not a hangup
+            # No task per read, as wait_for would make.
+            deadline = asyncio.timeout(None if timeout is None else max(timeout, 0.001))
             try:
-                async with asyncio.timeout(max(timeout, 0.001)):  # no task per read, as wait_for
+                async with deadline:
                     data = await reader.read(65536)
             except TimeoutError:
+                if not deadline.expired():  # ETIMEDOUT from the socket: see _reason
+                    raise
                 what = "an incomplete frame" if decoder.pending else "no data"
                 raise TimeoutError(
                     f"peer timeout: {what} for {self._timeout_of(decoder)} s"
@@ -245,6 +291,19 @@ class AudioSocketServer:
         return self._settings.frame_timeout_s if decoder.pending else self._settings.idle_timeout_s
 
 
+def _limit_unacked(writer: asyncio.StreamWriter, timeout_s: float) -> None:
+    """A peer whose host vanished acks nothing: the kernel fails the socket after `timeout_s`
+    (TCP_USER_TIMEOUT, Linux) instead of retransmitting for ~15 minutes."""
+    sock = writer.get_extra_info("socket")
+    # Not on every platform; on a socket already reset the next read or write ends the call.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(timeout_s * 1000))
+
+
+async def _next(frames: AsyncIterator[Frame]) -> Frame | None:
+    return await anext(frames, None)
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ProtocolError):
         return f"protocol error: {exc}"
@@ -252,6 +311,8 @@ def _reason(exc: BaseException) -> str:
         return "peer closed before any audio"
     if isinstance(exc, ConnectionError):
         return f"peer vanished: {type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:
+        return "peer vanished: our audio went unacknowledged (TCP_USER_TIMEOUT)"
     return str(exc) or type(exc).__name__
 
 

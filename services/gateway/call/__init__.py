@@ -1,1 +1,1 @@
-"""The call engine: one caller's conversation as a small state machine, free of any transport."""
+"""A call: its media leg (call/leg.py) and the parties that drive it in turn (call/party.py)."""

@@ -77,6 +77,30 @@ class Handoff(BaseModel):
     reason: str
 
 
+class QueuePlace(BaseModel):
+    """A waiting caller's place in an operator queue, as announced (`text`)."""
+
+    type: Literal["queue"] = "queue"
+    queue: str
+    place: int
+    eta_seconds: float | None
+    text: str
+
+
+class CallbackRequested(BaseModel):
+    type: Literal["callback"] = "callback"
+    number: str
+    queue: str
+
+
+class OperatorStatus(BaseModel):
+    """The operator side of the call: connected (talking), hold / unhold, released."""
+
+    type: Literal["operator"] = "operator"
+    status: Literal["connected", "hold", "unhold", "released"]
+    operator_id: str
+
+
 class Error(BaseModel):
     type: Literal["error"] = "error"
     code: str
@@ -99,6 +123,9 @@ Event = (
     | BargeIn
     | Dtmf
     | Handoff
+    | QueuePlace
+    | CallbackRequested
+    | OperatorStatus
     | Error
     | Hangup
 )

@@ -111,6 +111,11 @@ class Pacer:
     def speaking(self) -> bool:
         return bool(self._queue)
 
+    @property
+    def backlog_frames(self) -> int:
+        """Frames queued and not yet sent."""
+        return sum(len(p.frames) - p.sent for p in self._queue)
+
     def pause(self) -> None:
         self.paused = True
 

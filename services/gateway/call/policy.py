@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HandoffTarget(StrEnum):
+    """Where the bot hands a caller who needs a person."""
+
+    GATEWAY = "gateway"  # the gateway's own queue: hold, announcements, callbacks, operator API
+    DIALPLAN = "dialplan"  # Asterisk's Queue() after AudioSocket() returns (SIP operators);
+    # a WebSocket caller hears the transfer notice and is hung up
 
 
 class CallPolicy(BaseSettings):
@@ -41,6 +50,7 @@ class CallPolicy(BaseSettings):
     transfer_digits: str = "0*"
     dtmf_interdigit_s: float = 1.5
     operator_queue: str = "operators"
+    handoff_to: HandoffTarget = HandoffTarget.GATEWAY
 
     # Stereo WAV per call (caller left, bot right) in this folder; unset: no recording.
     recordings_dir: Path | None = None
@@ -48,3 +58,17 @@ class CallPolicy(BaseSettings):
     reprompt_text: str = "Вы меня слышите? Задайте, пожалуйста, ваш вопрос."
     transfer_text: str = "Соединяю вас с оператором. Пожалуйста, оставайтесь на линии."
     goodbye_text: str = "Не слышу вас. Перезвоните, пожалуйста. До свидания!"
+    # Waiting in the gateway's queue: a callback instead (the queue's announcement offers it).
+    callback_confirm_text: str = (
+        "Мы перезвоним вам на номер {number}. Если номер верный, нажмите 1 или скажите «да». "
+        "Чтобы указать другой, продиктуйте его или наберите и нажмите решётку. "
+        "Чтобы остаться в очереди, нажмите звёздочку."
+    )
+    callback_number_text: str = (
+        "Продиктуйте номер телефона, по которому вам перезвонить, "
+        "или наберите его и нажмите решётку. "
+        "Чтобы остаться в очереди, нажмите звёздочку."
+    )
+    callback_done_text: str = "Спасибо! Оператор вам перезвонит. До свидания!"
+    hold_resume_text: str = "Хорошо, оставайтесь на линии."
+    back_to_bot_text: str = "Я снова с вами. Чем ещё могу помочь?"

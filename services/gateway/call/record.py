@@ -52,6 +52,7 @@ class CallRecord(BaseModel):
     end_reason: str = ""
     handoff_queue: str | None = None
     handoff_reason: str | None = None
+    handoff_skill: str | None = None  # the operator skill the dialog asked for
     turns: list[TurnRecord] = []
     timeline: list[TimelineEntry] = []
     recording: str | None = None  # stereo WAV: caller left, bot right

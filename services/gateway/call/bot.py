@@ -1,4 +1,4 @@
-"""One call, as a small explicit state machine, free of any transport.
+"""The bot's side of a call: a small explicit state machine driving the call's media leg.
 
     GREETING ─► LISTENING ─► THINKING ─► SPEAKING ─► LISTENING ─► …
                     │  ▲          │          │  (barge-in: back to LISTENING at once)
@@ -6,20 +6,18 @@
                  SPEAKING      TRANSFER   GOODBYE  ─► ENDED   (caller hangup: ENDED from anywhere)
                 (reprompt)
 
-A transport (WebSocket, AudioSocket) is a thin adapter: it turns its wire format into
-`CallerInput` items and gives the call a `CallOutput` for events and 20 ms audio frames.
+TRANSFER hands the leg on to an operator queue (`ToQueue`); every other way out ends the call.
+The leg (call/leg.py) brings the caller's input and carries the bot's voice and events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from services.asr.base import (
     ENDPOINT_DEFAULT,
@@ -27,15 +25,15 @@ from services.asr.base import (
     ENDPOINT_SHORT,
     RecognitionStream,
 )
-from services.common.audio import FRAME_MS, frame_bytes, resample
+from services.common.audio import FRAME_MS, resample
 from services.common.logging import get_logger
-from services.dialog.base import Expect, Reason, Reply
+from services.dialog.base import DialogSession, Expect, Reason, Reply
 from services.gateway.call import events as ev
+from services.gateway.call.leg import Audio, Digit, HangUp, MediaLeg, Text
 from services.gateway.call.listener import Heard, Listener
-from services.gateway.call.pacer import Pacer
+from services.gateway.call.party import End, Ending, EndReason, Next, ToQueue
 from services.gateway.call.policy import CallPolicy
 from services.gateway.call.record import CallRecord, TurnRecord
-from services.gateway.call.recording import Recorder
 from services.gateway.call.vad import SpeechTracker, rms_dbfs
 from services.gateway.engines import Engines
 
@@ -69,60 +67,32 @@ TRANSITIONS: dict[State, set[State]] = {
 }
 
 
-@dataclass(frozen=True)
-class Audio:
-    pcm: bytes
-
-
-@dataclass(frozen=True)
-class Text:
-    text: str
-
-
-@dataclass(frozen=True)
-class Digit:
-    digit: str
-
-
-@dataclass(frozen=True)
-class HangUp:
-    reason: str = "caller_hangup"
-
-
-CallerInput = Audio | Text | Digit | HangUp
-
-
-class CallOutput(Protocol):
-    idle_silence: bool  # keep sending silence frames while the bot is quiet (telephone peers)
-
-    async def event(self, event: ev.Event) -> None: ...
-
-    async def audio(self, frame: bytes) -> None: ...
+Enqueue = Callable[[MediaLeg, str], Awaitable[bool]]
 
 
 def _ms(since: float) -> float:
     return round((time.monotonic() - since) * 1000, 1)
 
 
-class Call:
+class BotParty:
     def __init__(
         self,
-        *,
-        call_id: str,
-        caller_id: str,
-        sample_rate: int,
-        transport: str,
         engines: Engines,
-        output: CallOutput,
         policy: CallPolicy,
+        *,
+        session: DialogSession | None = None,
+        opening: str | None = None,
+        enqueue: Enqueue | None = None,
     ) -> None:
-        self.call_id, self.sample_rate = call_id, sample_rate
-        self.record = CallRecord.begin(call_id, caller_id, transport, sample_rate)
+        """`session`/`opening`: an operator hands the caller back to the bot, which carries on
+        the same conversation and says `opening` instead of the greeting. `enqueue`: puts the
+        caller in a queue at the handoff decision (True when done), before the notice."""
         self.state = State.GREETING
         self.policy = policy
-        self._engines, self._output = engines, output
-        self._session = engines.dialog.new_session()
-        self.pacer = Pacer(sample_rate, self._send_audio, idle_silence=output.idle_silence)
+        self._engines = engines
+        self.session = session or engines.dialog.new_session()
+        self._opening = opening
+        self._enqueue = enqueue
         self._asr: RecognitionStream | None = None
         self._listener: Listener | None = None
         self._vad = None
@@ -133,15 +103,12 @@ class Call:
             endpoint_ms=policy.endpoint_silence_ms,
             echo_ratio=policy.echo_ratio,
         )
-        self._echo: deque[float] = deque(maxlen=max(1, policy.echo_tail_ms // FRAME_MS))
         self._preroll: deque[bytes] = deque(
             maxlen=15
         )  # 300 ms of caller audio kept during playback
-        self._inbuf = bytearray()
         self._turn_no = 0
         self._turn_task: asyncio.Task[None] | None = None
-        self._ended = asyncio.Event()
-        self._outq: asyncio.Queue[ev.Event | bytes] = asyncio.Queue()
+        self._done: asyncio.Future[Next] | None = None
         self._last_activity = time.monotonic()
         self._nomatch = self._reprompts = 0
         self._digits, self._digit_at = "", 0.0
@@ -149,40 +116,55 @@ class Call:
         self._expect: Expect | None = None
         self._bias: tuple[list[str] | None, str] = (None, "default")
         self._grammar = False  # the recognizer takes runtime grammars
-        self._log = log.bind(call_id=call_id)
-        self._recorder = Recorder(sample_rate) if policy.recordings_dir else None
-        self._tts_rate = engines.tts_rate(sample_rate)
+        self._leg: MediaLeg | None = None
+        self._log = log
+        self._tts_rate = 0
+
+    @property
+    def leg(self) -> MediaLeg:
+        assert self._leg is not None, "the bot drives no leg yet"
+        return self._leg
+
+    @property
+    def record(self) -> CallRecord:
+        return self.leg.record
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def run(self, inputs: AsyncIterator[CallerInput]) -> CallRecord:
-        """Greet, then converse until either side hangs up; always cleans up everything."""
-        writer = asyncio.create_task(self._write())
-        tasks = [asyncio.create_task(self.pacer.run()), asyncio.create_task(self._watch())]
+    async def run(self, leg: MediaLeg) -> Next:
+        """Greet, then converse until the caller hangs up, the bot ends the call or hands it on;
+        always cleans up everything of its own (the leg carries on)."""
+        self._leg, self._done = leg, asyncio.get_running_loop().create_future()
+        self._log = log.bind(call_id=leg.call_id)
+        self._tts_rate = self._engines.tts_rate(leg.sample_rate)
+        self._turn_no = self.record.turns[-1].turn if self.record.turns else 0
+        tasks = [asyncio.create_task(self._watch())]
         try:
             await self._open_engines()
             if self._listener is not None:
                 tasks.append(asyncio.create_task(self._listen(self._listener)))
-            self._post(
-                ev.Started(
-                    call_id=self.call_id,
-                    sample_rate=self.sample_rate,
-                    frame_ms=FRAME_MS,
-                    degraded=self._asr is None,
-                    inputs=self.inputs,
+            if self._opening is None:
+                leg.post(
+                    ev.Started(
+                        call_id=leg.call_id,
+                        sample_rate=leg.sample_rate,
+                        frame_ms=FRAME_MS,
+                        degraded=self._asr is None,
+                        inputs=self.inputs,
+                    )
                 )
-            )
             turn = self._new_turn("bot", "")
-            await self._listen_for(self._session.expecting())
-            if self._asr is None and self._output.idle_silence and self._engines.recognizer:
+            await self._listen_for(self.session.expecting())
+            if self._asr is None and leg.idle_silence and self._engines.recognizer:
                 # A phone caller can only speak and press keys: without recognition (overload,
                 # failure) an operator serves them better than a bot that cannot hear.
                 queue, notice = self.policy.operator_queue, self.policy.transfer_text
                 self._begin(self._transfer(turn, queue, "asr_unavailable", notice))
             else:
-                self._begin(self._say_then_listen(turn, self._session.greeting(), State.GREETING))
-            tasks.append(asyncio.create_task(self._consume(inputs)))
-            await self._ended.wait()
+                opening = self._opening or self.session.greeting()
+                self._begin(self._say_then_listen(turn, opening, State.GREETING))
+            tasks.append(asyncio.create_task(self._consume()))
+            return await self._done
         finally:
             if self._turn_task:
                 tasks.append(self._turn_task)
@@ -191,24 +173,7 @@ class Call:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._asr is not None:
                 await self._asr.close()
-            if self._recorder is not None and self.policy.recordings_dir is not None:
-                path = self.policy.recordings_dir / f"{self.call_id}.wav"
-                self.record.recording = str(await asyncio.to_thread(self._recorder.save, path))
-            stats = self.pacer.stats
-            self.record.pacing = {
-                "frames": stats.frames,
-                "max_lag_ms": round(stats.max_lag_s * 1000, 2),
-                "drift_ms": round(stats.drift_s * 1000, 2),
-                "resyncs": stats.resyncs,
-            }
-            self._end(self.record.end_reason or "closed")
-            self._post(ev.Hangup(outcome=self.record.outcome, reason=self.record.end_reason))
-            if not writer.done():  # let the caller hear the verdict, but never wait on a dead peer
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._outq.join(), timeout=1.0)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-        return self.record
+            self.state = State.ENDED
 
     @property
     def inputs(self) -> list[str]:
@@ -217,28 +182,26 @@ class Call:
     async def _open_engines(self) -> None:
         if self._engines.recognizer is not None:
             try:
-                self._asr = await self._engines.recognizer.open_stream(self.sample_rate)
+                self._asr = await self._engines.recognizer.open_stream(self.leg.sample_rate)
                 self._listener = Listener(
-                    self._asr, self._heard_partial, self._heard, self.sample_rate
+                    self._asr, self._heard_partial, self._heard, self.leg.sample_rate
                 )
                 self._grammar = self._engines.recognizer.describe().get("grammar") is not False
             except Exception as exc:  # one call degrades, the gateway stays up
                 self._log.error("asr_stream_failed", error=str(exc))
-                self._post(
+                self.leg.post(
                     ev.Error(code="asr_unavailable", message=f"speech recognition failed: {exc}")
                 )
-        self._vad = await self._engines.new_vad(self.sample_rate)
+        self._vad = await self._engines.new_vad(self.leg.sample_rate)
 
-    def _end(self, reason: str) -> None:
-        if self.state is not State.ENDED:
-            self.state = State.ENDED
-            self.record.end_reason = self.record.end_reason or reason
-            self.record.ended_at = time.time()
-            if self.record.outcome == "in_progress":
-                answered = any(t.decision == "answer" for t in self.record.turns)
-                self.record.outcome = "answered" if answered else "abandoned"
-            self._log.info("call_ended", reason=self.record.end_reason, outcome=self.record.outcome)
-        self._ended.set()
+    def _finish(self, handed: Next) -> None:
+        """The bot is done with the caller: the first way out wins."""
+        self.state = State.ENDED
+        if self._done is not None and not self._done.done():
+            self._done.set_result(handed)
+
+    def _end(self, reason: EndReason, detail: str = "") -> None:
+        self._finish(End(Ending(reason, detail)))
 
     def _set(self, state: State) -> None:
         if state is self.state or self.state is State.ENDED:
@@ -247,64 +210,37 @@ class Call:
         if not legal and state not in TRANSITIONS.get(self.state, set()):
             raise RuntimeError(f"illegal call transition {self.state} -> {state}")
         self.state = state
-        self._post(ev.StateChanged(state=state.value))
+        self.leg.post(ev.StateChanged(state=state.value))
         if state is State.LISTENING:
             self._last_activity = time.monotonic()
 
     # ---- caller input ----------------------------------------------------------------------
 
-    async def _consume(self, inputs: AsyncIterator[CallerInput]) -> None:
-        """Caller input is read as it arrives (timestamped) and handled in order; audio for the
-        recognizer queues in the Listener, and a backlog there shows in the turn's latencies."""
-        arrived: asyncio.Queue[tuple[float, CallerInput]] = asyncio.Queue()
-
-        async def receive() -> None:
-            try:
-                async for item in inputs:
-                    arrived.put_nowait((time.monotonic(), item))
-                arrived.put_nowait((time.monotonic(), HangUp("caller_hangup")))
-            except Exception as exc:
-                self._log.warning("transport_failed", error=str(exc))
-                arrived.put_nowait((time.monotonic(), HangUp(f"transport error: {exc}")))
-
-        receiver = asyncio.create_task(receive())
+    async def _consume(self) -> None:
+        """Caller input in the order it arrived; audio for the recognizer queues in the
+        Listener, and a backlog there shows in the turn's latencies."""
         try:
-            while True:
-                received, item = await arrived.get()
+            while self._done is not None and not self._done.done():
+                received, item = await self.leg.receive()
                 match item:
                     case Audio(pcm):
-                        await self._on_audio(pcm, received)
+                        await self._on_frame(pcm, received)
                     case Text(text):
                         await self._on_text(text)
                     case Digit(digit):
                         await self._on_digit(digit)
-                    case HangUp(reason):
-                        self._end(reason)
-                if self.state is State.ENDED:
-                    return
+                    case HangUp(ending):
+                        self._finish(End(ending))
         except Exception as exc:
             self._log.exception("call_failed")
-            self._end(f"error: {exc}")
-        finally:
-            receiver.cancel()
-            await asyncio.gather(receiver, return_exceptions=True)
-
-    async def _on_audio(self, pcm: bytes, received: float) -> None:
-        self._inbuf += pcm
-        size = frame_bytes(self.sample_rate)
-        while len(self._inbuf) >= size:
-            frame = bytes(self._inbuf[:size])
-            del self._inbuf[:size]
-            await self._on_frame(frame, received)
+            self._end(EndReason.ERROR, f"error: {exc}")
 
     async def _on_frame(self, frame: bytes, received: float) -> None:
-        if self._recorder is not None:
-            self._recorder.heard(frame)
         prob = await self._vad.feed(frame) if self._vad else 0.0
-        edges = self._tracker.update(prob, rms_dbfs(frame), self._echo_db())
+        edges = self._tracker.update(prob, rms_dbfs(frame), self.leg.echo_db())
         if edges.started:
             self._activity()
-        if self.pacer.speaking or self.state in (State.TRANSFER, State.GOODBYE):
+        if self.leg.pacer.speaking or self.state in (State.TRANSFER, State.GOODBYE):
             self._preroll.append(frame)
             if self.policy.barge_in and self.state in (State.GREETING, State.SPEAKING):
                 await self._maybe_barge_in(edges.started)
@@ -318,10 +254,10 @@ class Call:
             await listener.run()
         except Exception as exc:  # the recognizer failed: this call ends, the gateway goes on
             self._log.exception("asr_failed")
-            self._end(f"error: {exc}")
+            self._end(EndReason.ERROR, f"error: {exc}")
 
     def _heard_partial(self, text: str) -> None:
-        self._post(ev.Transcript(turn=self._turn_no + 1, text=text, final=False))
+        self.leg.post(ev.Transcript(turn=self._turn_no + 1, text=text, final=False))
 
     def _heard(self, heard: Heard) -> None:
         self._caller_turn(heard.text, "voice", heard.speech_end, heard.steps)
@@ -332,21 +268,21 @@ class Call:
         and the bot carries on where it paused."""
         tracker = self._tracker
         if speech_started:
-            self.pacer.pause()
-        elif not self.pacer.paused:
+            self.leg.pacer.pause()
+        elif not self.leg.pacer.paused:
             return
         elif tracker.speech_ms >= self.policy.barge_in_confirm_ms:
             await self._barge_in()
         elif tracker.silence_ms >= self.policy.barge_in_resume_ms:
             tracker.reset()
-            self.pacer.resume()
+            self.leg.pacer.resume()
             self.record.note({"type": "barge_in_ignored", "turn": self._turn_no})
 
     async def _barge_in(self) -> None:
-        if not self.pacer.interrupt():
+        if not self.leg.pacer.interrupt():
             return
         self.record.turns[-1].barged_in = True
-        self._post(ev.BargeIn(turn=self._turn_no))
+        self.leg.post(ev.BargeIn(turn=self._turn_no))
         self._set(State.LISTENING)
         preroll = b"".join(self._preroll)
         self._preroll.clear()
@@ -356,14 +292,14 @@ class Call:
 
     async def _on_text(self, text: str) -> None:
         if not text.strip():
-            self._post(ev.Error(code="empty_text", message="text message has no text"))
+            self.leg.post(ev.Error(code="empty_text", message="text message has no text"))
             return
         self._activity()
         self._caller_turn(text.strip(), "text", time.monotonic())
 
     async def _on_digit(self, digit: str) -> None:
         self._activity()
-        self._post(ev.Dtmf(digit=digit))
+        self.leg.post(ev.Dtmf(digit=digit))
         expect = self._expect
         keying_number = expect is not None and expect.kind == "digits"  # "0" is a digit then
         if digit in self.policy.transfer_digits and not (keying_number and digit.isdigit()):
@@ -374,7 +310,7 @@ class Call:
         elif digit == "#":
             self._flush_digits()
         else:
-            self.pacer.interrupt()  # a keypress stops the prompt, as on any IVR
+            self.leg.pacer.interrupt()  # a keypress stops the prompt, as on any IVR
             self._digits += digit
             self._digit_at = time.monotonic()
             limit = expect.dtmf_max_length if expect else None
@@ -399,7 +335,7 @@ class Call:
         turn = self._new_turn(source, text)
         turn.expect, self._expect = self._expect, None  # it applied to this turn only
         turn.latency_ms.update(steps or {})
-        self._post(ev.Transcript(turn=turn.turn, text=text, final=True, source=source))
+        self.leg.post(ev.Transcript(turn=turn.turn, text=text, final=True, source=source))
         self._begin(self._respond(turn, turn_end))
 
     async def _listen_for(self, expect: Expect | None) -> None:
@@ -438,17 +374,17 @@ class Call:
             work.close()
             return
         if self._turn_task and not self._turn_task.done():
-            self.pacer.interrupt()
+            self.leg.pacer.interrupt()
             self._turn_task.cancel()
         self._turn_task = asyncio.create_task(work)
 
     async def _respond(self, turn: TurnRecord, turn_end: float) -> None:
         self._set(State.THINKING)
         try:
-            reply: Reply = await asyncio.to_thread(self._session.respond, turn.transcript)
+            reply: Reply = await asyncio.to_thread(self.session.respond, turn.transcript)
         except Exception as exc:
             self._log.exception("dialog_failed")
-            self._post(ev.Error(code="dialog_failed", message=str(exc)))
+            self.leg.post(ev.Error(code="dialog_failed", message=str(exc)))
             await self._listen_for(None)
             self._set(State.LISTENING)
             return
@@ -474,7 +410,7 @@ class Call:
             reply.answer,
             reply.slots,
         )
-        self._post(
+        self.leg.post(
             ev.Intent(
                 turn=turn.turn,
                 intent=reply.intent,
@@ -486,13 +422,14 @@ class Call:
             )
         )
         await self._listen_for(reply.expect)  # set while the bot speaks, ready when it stops
-        self._post(ev.ReplyText(turn=turn.turn, text=reply.answer))
+        self.leg.post(ev.ReplyText(turn=turn.turn, text=reply.answer))
         if reply.decision == "handoff":
             queue = reply.handoff_queue or self.policy.operator_queue
+            self.record.handoff_skill = reply.handoff_skill
             await self._transfer(turn, queue, handoff_reason, speech, turn_end)
         elif reply.end_call:
             await self._say(turn, speech, State.GOODBYE, turn_end)
-            self._end("bot_goodbye")
+            self._end(EndReason.BOT_GOODBYE)
         else:
             await self._say_then_listen(turn, speech, State.SPEAKING, turn_end)
 
@@ -503,9 +440,15 @@ class Call:
         turn.decision = turn.decision or "handoff"
         self.record.outcome = "transferred"
         self.record.handoff_queue, self.record.handoff_reason = queue, reason
-        self._post(ev.Handoff(queue=queue, reason=reason))
+        self.leg.post(ev.Handoff(queue=queue, reason=reason))
+        enqueued = False
+        if self._enqueue is not None:  # in line now: an operator is offered it during the notice
+            try:
+                enqueued = await self._enqueue(self.leg, queue)
+            except Exception as exc:  # the hold party tries again
+                self._log.warning("enqueue_failed", error=str(exc))
         await self._say(turn, text or self.policy.transfer_text, State.TRANSFER, turn_end)
-        self._end("transfer")
+        self._finish(ToQueue(queue, reason, enqueued=enqueued))
 
     async def _say_then_listen(
         self, turn: TurnRecord, text: str, state: State, turn_end: float | None = None
@@ -518,27 +461,27 @@ class Call:
         or cut off ("interrupted")."""
         if not turn.reply:  # the bot speaks on its own: greeting, reprompt, transfer notice
             turn.reply = text
-            self._post(ev.ReplyText(turn=turn.turn, text=text))
+            self.leg.post(ev.ReplyText(turn=turn.turn, text=text))
         self._set(state)
-        self._post(ev.Playback(turn=turn.turn, status="started"))
-        playback = self.pacer.play(more=True)
+        self.leg.post(ev.Playback(turn=turn.turn, status="started"))
+        playback = self.leg.pacer.play(more=True)
         status = "interrupted"  # also when a newer turn cancels this one
         try:
             try:
                 async for pcm in self._engines.speech.stream(text, self._tts_rate):
                     if turn_end is not None and "tts" not in turn.latency_ms:
                         turn.latency_ms["tts"] = _ms(turn_end)
-                    playback.feed(resample(pcm, self._tts_rate, self.sample_rate))
+                    playback.feed(resample(pcm, self._tts_rate, self.leg.sample_rate))
             except Exception as exc:
                 self._log.exception("tts_failed")
-                self._post(ev.Error(code="tts_failed", message=str(exc)))
+                self.leg.post(ev.Error(code="tts_failed", message=str(exc)))
             playback.close()
             status = await asyncio.shield(playback.done)
         finally:
             if playback.first_frame_at is not None and turn_end is not None:
                 latency = (playback.first_frame_at - turn_end) * 1000
                 turn.latency_ms["first_frame"] = round(latency, 1)
-            self._post(
+            self.leg.post(
                 ev.Playback(turn=turn.turn, status=status, duration_ms=playback.duration_ms)  # type: ignore[arg-type]
             )
         return status
@@ -576,40 +519,4 @@ class Call:
 
     async def _goodbye(self, turn: TurnRecord) -> None:
         await self._say(turn, self.policy.goodbye_text, State.GOODBYE, None)
-        self._end("silence")
-
-    def report_error(self, code: str, message: str) -> None:
-        """A transport saw bad input: tell the caller's client and log it; the call goes on."""
-        self._log.warning("bad_input", code=code, message=message)
-        self._post(ev.Error(code=code, message=message))
-
-    # ---- output ----------------------------------------------------------------------------
-
-    def _echo_db(self) -> float | None:
-        loud = [db for db in self._echo if db > -60]
-        return max(loud) if loud else None
-
-    async def _send_audio(self, frame: bytes) -> None:
-        self._echo.append(rms_dbfs(frame) if self.pacer.speaking else -120.0)
-        if self._recorder is not None:
-            self._recorder.said(frame)
-        self._outq.put_nowait(frame)
-
-    def _post(self, event: ev.Event) -> None:
-        self.record.note(event.model_dump(mode="json"))
-        self._outq.put_nowait(event)
-
-    async def _write(self) -> None:
-        """The one writer: events and audio leave in the order they were produced."""
-        while True:
-            item = await self._outq.get()
-            try:
-                if isinstance(item, bytes):
-                    await self._output.audio(item)
-                else:
-                    await self._output.event(item)
-            except Exception:
-                self._end("disconnect")
-                return
-            finally:
-                self._outq.task_done()
+        self._end(EndReason.SILENCE)

@@ -251,7 +251,12 @@ class RedisStore(QueueCore):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        return cls(aioredis.from_url(url, decode_responses=True), **kwargs)
+        # A blocking pool: a burst of callers waits for a connection instead of failing with
+        # MaxConnectionsError (redis-py's default pool raises once its limit is reached).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=64, timeout=10
+        )
+        return cls(aioredis.Redis.from_pool(pool), **kwargs)  # owns the pool: closed with it
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)

@@ -26,6 +26,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
+from services.common.logging import get_logger
 from services.handoff.models import (
     Callback,
     CallContext,
@@ -49,6 +50,8 @@ from services.handoff.store import (
     UnknownCall,
     UnknownOperator,
 )
+
+log = get_logger("handoff")
 
 
 class CallGone(HandoffError):
@@ -152,8 +155,14 @@ class HandoffService:
 
     # --- the caller's side (the gateway) -------------------------------------------------
     async def enqueue(self, context: CallContext) -> Position:
-        position = await self.store.enqueue(context, self.owner)
+        # The future first: while the store call awaits, another task's dispatch may offer the
+        # call and an operator accept (and finish) it, which must find the wait to resolve.
         self._answered[context.call_id] = asyncio.get_running_loop().create_future()
+        try:
+            position = await self.store.enqueue(context, self.owner)
+        except BaseException:
+            self._answered.pop(context.call_id, None)
+            raise
         await self.dispatch()
         return position
 
@@ -385,7 +394,10 @@ class HandoffService:
         """Tick until cancelled (the gateway runs it as a background task)."""
         me = asyncio.current_task()
         while True:
-            await self.tick()
+            try:
+                await self.tick()
+            except Exception as exc:  # a store gone (Redis down): say so, keep ticking
+                log.error("handoff tick failed; retrying", error=repr(exc))
             # redis-py 8's Pipeline.reset returns from a `finally`, which swallows a
             # cancellation that lands in it: the task must still stop when asked to
             if me is not None and me.cancelling():

@@ -18,10 +18,11 @@ run: $(STAMP)
 test: $(TESTSTAMP) test-system-deps
 	@$(MAKE) --no-print-directory suite
 
-# Lint and tests without the set-up. pytest exits 5 when it collected no tests: that must fail
+# Lint (ruff, mypy) and tests without the set-up. pytest exits 5 when it collected no tests: that must fail
 # loudly, never pass as green.
 suite:
 	$(BIN)/ruff check services tests bench
+	$(BIN)/mypy
 	@$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -174,3 +174,59 @@ async def test_run_stops_when_cancelled(service: HandoffService) -> None:
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(runner, 5)
+
+
+class _Proxy:
+    """The real store, with one step changed (a unit test of the service around it)."""
+
+    def __init__(self, store: QueueCore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+async def test_an_answer_that_lands_while_the_store_enqueues_still_reaches_the_caller(
+    store: QueueCore, clock: Clock
+) -> None:
+    holder: list[HandoffService] = []
+
+    class AnsweredMidEnqueue(_Proxy):
+        # another task's dispatch offers the call while enqueue awaits; the operator takes it
+        async def enqueue(self, context: CallContext, owner: str) -> object:
+            position = await self._store.enqueue(context, owner)
+            service = holder[0]
+            offers = await service.dispatch()
+            await service.accept(offers[0].id)
+            return position
+
+    service = HandoffService(AnsweredMidEnqueue(store), SETTINGS, clock=clock, owner="gw-a")  # type: ignore[arg-type]
+    holder.append(service)
+    await ready(service, "anna")
+    async with service.operator_feed("anna"):
+        await service.enqueue(CallContext(call_id="c1", queue="operators"))
+        assert await asyncio.wait_for(service.wait_for_operator("c1"), 5) == "anna"
+
+
+async def test_the_queue_keeps_ticking_after_a_failed_round(store: QueueCore, clock: Clock) -> None:
+    beats: list[str] = []
+
+    class FailsOnce(_Proxy):
+        async def heartbeat(self, owner: str) -> None:
+            beats.append(owner)
+            if len(beats) == 1:
+                raise ConnectionError("redis-server went away")
+            await self._store.heartbeat(owner)
+
+    settings = SETTINGS.model_copy(update={"tick_s": 0.01})
+    service = HandoffService(FailsOnce(store), settings, clock=clock, owner="gw-a")  # type: ignore[arg-type]
+    runner = asyncio.create_task(service.run())
+    try:
+        for _ in range(500):
+            if len(beats) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert len(beats) >= 3  # the failed first round did not end the loop

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.gateway.call.engine import Text
-
+from services.gateway.call.leg import Text
 from services.gateway.call.policy import CallPolicy
 
 from .fakes import fake_engines

@@ -35,6 +35,7 @@ from services.handoff.models import (
     Position,
     QueueFigures,
     TalkRecord,
+    Transport,
     WaitEnd,
     WaitingCall,
     WaitRecord,
@@ -91,8 +92,11 @@ def routing_key(call: WaitingCall) -> tuple[int, float, str]:
 
 
 def can_take(operator: Operator, call: WaitingCall) -> bool:
+    # A caller in Asterisk's own Queue() has no audio here: the gateway only follows that call,
+    # Asterisk's members answer it; no operator of ours may be offered it.
     return (
         call.state is CallState.WAITING
+        and call.context.transport is not Transport.ASTERISK_QUEUE
         and call.context.queue in operator.queues
         and (call.context.skill is None or call.context.skill in operator.skills)
         and operator.id not in call.declined_by

@@ -57,8 +57,8 @@ for _, q in ipairs(cjson.decode(redis.call('HGET', opk, 'queues'))) do
   for i = 1, #line, 2 do
     local id, score = line[i], tonumber(line[i + 1])
     if best ~= nil and (score > best_score or (score == best_score and id > best)) then break end
-    local f = redis.call('HMGET', p .. 'call:' .. id, 'state', 'skill', 'declined')
-    if f[1] == 'waiting' and (f[2] == '' or skills[f[2]]) then
+    local f = redis.call('HMGET', p .. 'call:' .. id, 'state', 'skill', 'declined', 'transport')
+    if f[1] == 'waiting' and (f[2] == '' or skills[f[2]]) and f[4] ~= 'asterisk_queue' then
       local declined = false
       for _, d in ipairs(cjson.decode(f[3])) do if d == op_id then declined = true end end
       if not declined then best, best_score = id, score; break end
@@ -90,6 +90,7 @@ def _call_fields(call: WaitingCall) -> dict[str, str]:
         "state": call.state.value,
         "queue": call.context.queue,
         "skill": call.context.skill or "",
+        "transport": call.context.transport.value,
         "declined": json.dumps(call.declined_by),
         "operator_id": call.operator_id or "",
         "offer_id": call.offer_id or "",

@@ -15,6 +15,7 @@ from services.handoff.models import (
     OperatorLogin,
     OperatorState,
     TalkRecord,
+    Transport,
     WaitEnd,
 )
 from services.handoff.store import AlreadyQueued, InvalidState, OfferGone
@@ -72,6 +73,22 @@ async def test_skills_and_queues_route_to_the_competent_operator(
     offer = await store.claim_next("other", LEASE)
     assert offer is not None and offer.call_id == "complaint"
     assert offer.context.queue == "complaints"
+
+
+async def test_a_caller_in_asterisks_own_queue_is_never_offered_to_our_operators(
+    store: QueueCore, clock: Clock
+) -> None:
+    # followed over AMI: its audio is in Asterisk, whose queue members answer it
+    await store.enqueue(ctx("sip", transport=Transport.ASTERISK_QUEUE), OWNER)
+    clock.advance(1)
+    await store.enqueue(ctx("web"), OWNER)
+    await on_duty(store, "o1")
+    offer = await store.claim_next("o1", LEASE)
+    assert offer is not None and offer.call_id == "web"
+    await on_duty(store, "o2")
+    assert await store.claim_next("o2", LEASE) is None
+    sip = await store.call("sip")
+    assert sip is not None and sip.state is CallState.WAITING and sip.operator_id is None
 
 
 async def test_a_declined_call_goes_back_to_its_place_and_not_to_the_same_operator(

@@ -47,7 +47,7 @@ def test_readme_quick_start_is_exactly_make_run_then_make_test() -> None:
 def _fake_bin(tmp_path: Path, pytest_rc: int) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool, rc in (("ruff", 0), ("pytest", pytest_rc)):
+    for tool, rc in (("ruff", 0), ("mypy", 0), ("pytest", pytest_rc)):
         (bin_dir / tool).write_text(f"#!/bin/sh\nexit {rc}\n")
         (bin_dir / tool).chmod(0o755)
     return bin_dir

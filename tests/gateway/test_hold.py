@@ -51,8 +51,8 @@ async def test_the_wait_is_announced_again_and_the_context_reaches_the_queue(tmp
     waiting = await service.store.call("t1")
     assert waiting is not None
     context = waiting.context
-    assert context.caller_number == "+79990001122" and context.reason is HandoffReason.OTHER
-    assert context.reason_detail == "asked"
+    assert context.caller_number == "+79990001122" and context.reason is HandoffReason.CALLER_ASKED
+    assert context.reason_detail == "operator"
     assert [(t.who, t.text) for t in context.turns][-2:] == [
         ("caller", "оператор"),
         ("bot", "Соединяю"),

@@ -223,11 +223,16 @@ class KBActs:
 def _vote(recognize: ActRecognizer, examples: list[str]) -> Act | None:
     """The act most of a scenario's examples are (LINK_SHARE of them), if any."""
     votes: dict[Act, int] = {}
+    spare = len(examples) - LINK_SHARE * len(examples)  # examples that may be no act at all
     for text in examples:
         heard = recognize(text)
         if heard.only_acts:
             act = heard.primary()
             votes[act] = votes.get(act, 0) + 1
+        else:
+            spare -= 1
+            if spare < 0:  # most scenarios: stop once the share is out of reach
+                return None
     best = max(votes, key=lambda a: votes[a], default=None)
     return best if best is not None and votes[best] >= LINK_SHARE * len(examples) else None
 

@@ -98,6 +98,11 @@ class _DuplicateKey(Exception):
         self.key, self.line = key, line
 
 
+# libyaml's parser where PyYAML has it (its wheels do): the pure-Python one was the largest
+# share of a big KB's load (bench/kb_speed.py).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _to_python(
     loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int]
 ) -> Any:
@@ -121,7 +126,7 @@ def parse_yaml(text: str) -> tuple[Any, dict[Path_, int]]:
 
     Raises yaml.MarkedYAMLError or _DuplicateKey.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         lines: dict[Path_, int] = {}

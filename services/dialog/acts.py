@@ -32,6 +32,7 @@ PRIORITY = (Act.OPERATOR, Act.BYE, Act.REPEAT, Act.HELLO, Act.NO, Act.THANKS, Ac
 # «что», «всё» can («у меня нет света»), so they stay.
 STRIPPED = frozenset({Act.THANKS, Act.HELLO, Act.OPERATOR})
 LEADING = frozenset({Act.YES, Act.NO})  # stripped only before the question's first word
+WORD_CACHE = 50_000  # words the recognizer remembers
 LINK_SHARE = 0.6  # a scenario whose examples are this often one act's phrases is that act
 # Misheard or misspelt act words («апиратора», «спасиба», «павтарите», «нэт») are compared by
 # how they sound: unstressed о/а and е/и merge, doubled letters and soft signs go. Only an exact
@@ -131,6 +132,16 @@ class ActRecognizer:
         # What the matcher's normalizer drops (hesitations, fillers, pronouns, particles) is
         # no question either.
         self._noise = Normalizer(None, fillers)
+        # per word (lemma, noise?): a KB's examples and callers repeat words; a plain dict, as
+        # the recognizer travels pickled from the reload worker
+        self._seen: dict[str, tuple[str, bool]] = {}
+
+    def _word(self, word: str) -> tuple[str, bool]:
+        if (known := self._seen.get(word)) is None:
+            if len(self._seen) >= WORD_CACHE:
+                self._seen.clear()
+            known = self._seen[word] = (self._lemma(word), not self._noise.tokens(word))
+        return known
 
     def _lemma(self, word: str) -> str:
         """The word's lemma, or the act word it (or its lemma) sounds exactly like."""
@@ -141,7 +152,8 @@ class ActRecognizer:
 
     def __call__(self, text: str) -> Heard:
         surface = words(text)
-        lems = [self._lemma(w) for w in surface]
+        seen = [self._word(w) for w in surface]
+        lems = [lem for lem, _ in seen]
         kinds: list[Act | bool | None] = [False] * len(lems)  # False: not in a phrase
         i = 0
         while i < len(lems):
@@ -156,8 +168,8 @@ class ActRecognizer:
         acts = frozenset(k for k in kinds if isinstance(k, Act))
         companions = set().union(*(self._with.get(a, set()) for a in acts))
         said = [
-            kind is False and lem not in companions and bool(self._noise.tokens(w))
-            for w, lem, kind in zip(surface, lems, kinds, strict=True)
+            kind is False and lem not in companions and not noise
+            for (lem, noise), kind in zip(seen, kinds, strict=True)
         ]
         content = tuple(w for w, is_content in zip(surface, said, strict=True) if is_content)
         # «да», «нет» opening a question go too: «нет подождите как сменить пин код»

@@ -38,6 +38,7 @@ class EntityIndex:
                     key = tuple(normalizer.tokens(form))
                     if key:
                         self._exact.setdefault(key, (name, value))
+        self._names = {name for name, _ in self._exact.values()}
         self._longest = max((len(k) for k in self._exact), default=0)
         self._keys = list(self._exact)
         self._strings = [" ".join(k) for k in self._keys]
@@ -70,6 +71,8 @@ class EntityIndex:
 
     def mask(self, tokens: list[str], entities: set[str]) -> tuple[list[str], list[Found]]:
         """Replace mentions of `entities` by `@name`, so one example covers every region."""
+        if not entities & self._names:  # most KBs: no slot entity, no fuzzy search per text
+            return tokens, []
         found = [f for f in self.find(tokens) if f.entity in entities]
         out = list(tokens)
         for f in reversed(found):

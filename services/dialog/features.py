@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from services.dialog.lexical import Lexical, LexicalIndex
 
@@ -38,10 +38,22 @@ class CharIndex:
     per-scenario best and centroid cosines of a query."""
 
     def __init__(self, texts: Sequence[str], intents: np.ndarray, n_intents: int):
-        self.vectorizer = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32
+        # `char_wb` n-grams never cross a space, so a text's counts are the sum of its words':
+        # the n-grams of each distinct word once (a KB repeats its words a lot), then a sum.
+        docs = [(t or "_").split() for t in texts]
+        distinct = {w: n for n, w in enumerate(dict.fromkeys(w for doc in docs for w in doc))}
+        counter = CountVectorizer(analyzer="char_wb", ngram_range=(2, 4), dtype=np.float32)
+        grams = counter.fit_transform(list(distinct))
+        uses = sparse.csr_matrix(
+            (
+                np.ones(sum(map(len, docs)), dtype=np.float32),
+                [distinct[w] for doc in docs for w in doc],
+                np.cumsum([0, *map(len, docs)]),
+            ),
+            shape=(len(docs), len(distinct)),
         )
-        matrix = self.vectorizer.fit_transform([t or "_" for t in texts]).tocsr()
+        weigh = TfidfTransformer(sublinear_tf=True)
+        matrix = weigh.fit_transform(uses @ grams).astype(np.float32).tocsr()
         self._t = matrix.T.tocsr()
         self._intents = intents
         self.n_intents = n_intents
@@ -61,13 +73,13 @@ class CharIndex:
 
         # the vectorizer's own transform validates its input on every call (~1 ms): the same
         # arithmetic by hand for the few n-grams of an utterance
-        self._analyze = self.vectorizer.build_analyzer()
-        self._vocabulary = self.vectorizer.vocabulary_
-        self._idf = self.vectorizer.idf_.astype(np.float32)
+        self._analyze = counter.build_analyzer()
+        self._vocabulary = counter.vocabulary_
+        self._idf = weigh.idf_.astype(np.float32)
         self._width = len(self._idf)
 
     def vectors(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """TF-IDF rows as `TfidfVectorizer.transform` gives them (sublinear tf, l2 norm)."""
+        """TF-IDF rows as the fitted counter and weighting give them (sublinear tf, l2 norm)."""
         indptr, indices, data = [0], [], []
         for text in texts:
             counts: dict[int, int] = {}

@@ -158,26 +158,33 @@ def numbers_to_digits(lemmas: list[str]) -> list[str]:
     return out
 
 
-def _replace_phrases(
-    tokens: list[str], table: Mapping[tuple[str, ...], tuple[str, ...]]
-) -> list[str]:
-    """Greedy longest-first replacement of token sequences (table keys) by their values."""
-    if not table:
-        return tokens
-    longest = max(len(k) for k in table)
-    out: list[str] = []
-    i = 0
-    while i < len(tokens):
-        for n in range(min(longest, len(tokens) - i), 0, -1):
-            key = tuple(tokens[i : i + n])
-            if key in table:
-                out.extend(table[key])
-                i += n
-                break
-        else:
-            out.append(tokens[i])
-            i += 1
-    return out
+class _Phrases:
+    """Greedy longest-first replacement of token sequences (the table's keys) by its values."""
+
+    def __init__(self, table: Mapping[tuple[str, ...], tuple[str, ...]]):
+        self._table = dict(table)
+        self._longest = max((len(k) for k in table), default=0)
+
+    def __setitem__(self, key: tuple[str, ...], value: tuple[str, ...]) -> None:
+        self._table[key] = value
+        self._longest = max(self._longest, len(key))
+
+    def __call__(self, tokens: list[str]) -> list[str]:
+        if not self._table:
+            return tokens
+        out: list[str] = []
+        i = 0
+        while i < len(tokens):
+            for n in range(min(self._longest, len(tokens) - i), 0, -1):
+                key = tuple(tokens[i : i + n])
+                if key in self._table:
+                    out.extend(self._table[key])
+                    i += n
+                    break
+            else:
+                out.append(tokens[i])
+                i += 1
+        return out
 
 
 REPAIR_CUTOFF = 78  # fuzz.ratio of a misheard word form to a word form the KB uses
@@ -206,8 +213,8 @@ class Normalizer:
         for w in sorted(self._surface):
             if len(w) >= 4 and w.isalpha():
                 self._buckets.setdefault(w[0], []).append(w)
-        self._fillers = {tuple(words(f)): () for f in (*FILLERS, *fillers)}
-        self._synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._fillers = _Phrases({tuple(words(f)): () for f in (*FILLERS, *fillers)})
+        self._synonyms = _Phrases({})
         for canonical, variants in (synonyms or {}).items():
             target = tuple(self.tokens(canonical))
             for variant in variants:
@@ -219,6 +226,9 @@ class Normalizer:
         return word in self._surface or lemma(word)[0] in self._lemmas
 
     def _repair(self, surface: list[str]) -> list[str]:
+        known = [self._known(w) for w in surface]
+        if all(known):  # most texts: nothing to join or repair
+            return surface
         out: list[str] = []
         i = 0
         while i < len(surface):
@@ -226,7 +236,7 @@ class Normalizer:
                 parts = surface[i : i + n]
                 joined = "".join(parts)
                 if (
-                    not all(map(self._known, parts))
+                    not all(known[i : i + n])
                     and joined.isalpha()
                     and (joined in self._surface or _analyzer().word_is_known(joined))
                     and self._known(joined)
@@ -236,7 +246,7 @@ class Normalizer:
                     break
             else:
                 word = surface[i]
-                if len(word) >= 4 and word.isalpha() and not self._known(word):
+                if len(word) >= 4 and word.isalpha() and not known[i]:
                     best = process.extractOne(
                         word,
                         self._buckets.get(word[0], []),
@@ -250,7 +260,7 @@ class Normalizer:
 
     def tokens(self, text: str) -> list[str]:
         surface = [w for w in words(text) if not _HESITATION.match(w)]
-        surface = _replace_phrases(surface, self._fillers)
+        surface = self._fillers(surface)
         if self._surface:
             surface = self._repair(surface)
         lemmas = []
@@ -259,7 +269,7 @@ class Normalizer:
             if pos in _DROP_POS and form not in _KEEP:
                 continue
             lemmas.append(form)
-        return _replace_phrases(numbers_to_digits(lemmas), self._synonyms)
+        return self._synonyms(numbers_to_digits(lemmas))
 
     def __call__(self, text: str) -> str:
         return " ".join(self.tokens(text))

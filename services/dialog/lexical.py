@@ -48,6 +48,28 @@ class Lexical:
     context: float = 0.0  # fuzzy score of the open topic's `in_context` phrases
 
 
+class _Ragged:
+    """Rows of different lengths, by key, in a few flat arrays: thousands of small arrays
+    unpickle one by one in C, holding the GIL, and a reload's swap paused the calls' matches."""
+
+    def __init__(self, rows: Mapping[str, Sequence[np.ndarray]], columns: int):
+        self._at = {key: n for n, key in enumerate(rows)}
+        self._ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        self._ptr[1:] = np.cumsum([len(r[0]) for r in rows.values()])
+        self._cols = [
+            np.concatenate([r[c] for r in rows.values()]) if rows else np.zeros(0, np.int32)
+            for c in range(columns)
+        ]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._at
+
+    def __getitem__(self, key: str) -> tuple[np.ndarray, ...]:
+        n = self._at[key]
+        start, end = self._ptr[n], self._ptr[n + 1]
+        return tuple(col[start:end] for col in self._cols)
+
+
 class LexicalIndex:
     def __init__(
         self,
@@ -59,24 +81,26 @@ class LexicalIndex:
         self.n_intents = n_intents
         self._example_intent = np.array([i for i, _ in examples], dtype=np.int32)
         self._choices = [" ".join(t) for _, t in examples]
-        self._example_tokens = [set(t) for _, t in examples]
         postings: dict[str, list[int]] = {}
         for n, (_, toks) in enumerate(examples):
             for tok in set(toks):
                 postings.setdefault(tok, []).append(n)
         total = max(len(examples), 1)
-        self._postings = {t: np.array(p, dtype=np.int32) for t, p in postings.items()}
+        self._postings = _Ragged({t: [np.array(p, dtype=np.int32)] for t, p in postings.items()}, 1)
         self._idf = {t: math.log(1 + total / len(p)) for t, p in postings.items()}
         self._unknown_idf = UNKNOWN_WORD_IDF * math.log(1 + total)
         self._example_mass = np.array(
-            [sum(self._idf[t] for t in toks) or 1.0 for toks in self._example_tokens],
+            [sum(self._idf[t] for t in set(toks)) or 1.0 for _, toks in examples],
             dtype=np.float64,
         )
         # token -> (intents using it, how many of their examples do)
-        self._users: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for tok, post in self._postings.items():
-            intents, counts = np.unique(self._example_intent[post], return_counts=True)
-            self._users[tok] = (intents, counts)
+        self._users = _Ragged(
+            {
+                tok: np.unique(self._example_intent[post], return_counts=True)
+                for tok, post in postings.items()
+            },
+            2,
+        )
         self._buckets: dict[str, list[str]] = {}
         for tok in postings:
             self._buckets.setdefault(tok[0], []).append(tok)
@@ -125,8 +149,11 @@ class LexicalIndex:
         known = [t for t in set(tokens) if t in self._postings and t not in gone]
         if not known:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        idx = np.concatenate([self._postings[t] for t in known])
-        weights = np.concatenate([np.full(len(self._postings[t]), self._idf[t]) for t in known])
+        posts = [self._postings[t][0] for t in known]
+        idx = np.concatenate(posts)
+        weights = np.concatenate(
+            [np.full(len(p), self._idf[t]) for p, t in zip(posts, known, strict=True)]
+        )
         weight = np.bincount(idx, weights=weights, minlength=len(self._choices))
         if exclude is not None:
             weight[exclude] = 0
@@ -145,9 +172,9 @@ class LexicalIndex:
     ) -> Lexical:
         tokens = [self._correct(t) for t in tokens]
         # Leave-one-out: words only the excluded example uses are words the KB does not know.
-        gone: set[str] = set()
-        if exclude is not None:
-            gone = {t for t in self._example_tokens[exclude] if len(self._postings[t]) == 1}
+        # (its words from its text: 10,000 sets were a fifth of a reload's unpickling)
+        own_words = set(self._choices[exclude].split()) if exclude is not None else set()
+        gone = {t for t in own_words if len(self._postings[t][0]) == 1}
         n = self.n_intents
         overlap_best, fuzzy_best, lex_best = np.zeros(n), np.zeros(n), np.zeros(n)
         cand, overlap = self._overlap(tokens, gone, exclude)
@@ -178,7 +205,7 @@ class LexicalIndex:
             if tok in gone or tok not in self._users:
                 continue
             intents, counts = self._users[tok]
-            if own >= 0 and tok in self._example_tokens[exclude or 0]:
+            if tok in own_words:
                 intents = intents[~((intents == own) & (counts == 1))]
             coverage[intents] += self._idf[tok]
         kw = np.zeros(n)

@@ -13,7 +13,7 @@ import secrets
 import statistics
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from services.handoff.models import (
@@ -225,6 +225,9 @@ class QueueCore(ABC):
 
     @abstractmethod
     async def claim_next(self, operator_id: str, lease_s: float) -> Offer | None: ...
+
+    async def claim_each(self, operator_ids: Sequence[str], lease_s: float) -> list[Offer]:
+        return [offer for op in operator_ids if (offer := await self.claim_next(op, lease_s))]
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -287,6 +287,29 @@ class RedisStore(QueueCore):
         if call is None or call.operator_id != operator_id:
             return None  # the caller left (or the lease was swept) in between
         return offer_of(call, now)
+
+    async def claim_each(self, operator_ids: Sequence[str], lease_s: float) -> list[Offer]:
+        # A dispatch round claims for every idle operator: one at a time that was a round trip
+        # each, and a burst of handoffs saturated the event loop (bench/handoff_load.py).
+        now = self.clock()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for op in operator_ids:
+                await self._claim(args=[self.prefix, op, repr(now), lease_s, new_id()], client=pipe)
+            claimed = await pipe.execute()
+        pairs = [
+            (op, call_id) for op, call_id in zip(operator_ids, claimed, strict=True) if call_id
+        ]
+        if not pairs:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _, call_id in pairs:
+                pipe.hgetall(self._key("call", call_id))
+            rows = await pipe.execute()
+        return [
+            offer_of(call, now)
+            for (op, _), row in zip(pairs, rows, strict=True)
+            if (call := _call_of(row)) is not None and call.operator_id == op  # caller stayed
+        ]
 
     async def call(self, call_id: str) -> WaitingCall | None:
         return _call_of(await self.redis.hgetall(self._key("call", call_id)))

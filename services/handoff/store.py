@@ -18,6 +18,7 @@ step changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from services.handoff.models import (
@@ -152,6 +153,11 @@ class HandoffStore(Protocol):
         """Atomically offer the next call to an AVAILABLE operator, leased for `lease_s`.
 
         None when the operator is not available or no call fits."""
+        ...
+
+    async def claim_each(self, operator_ids: Sequence[str], lease_s: float) -> list[Offer]:
+        """`claim_next` for each operator in turn (each claim atomic on its own, not the
+        whole batch); the offers made. Redis sends the batch in one round trip."""
         ...
 
     async def accept(self, offer_id: str) -> WaitingCall:

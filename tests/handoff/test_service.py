@@ -230,3 +230,63 @@ async def test_the_queue_keeps_ticking_after_a_failed_round(store: QueueCore, cl
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
     assert len(beats) >= 3  # the failed first round did not end the loop
+
+
+async def test_a_tick_that_reads_a_call_while_its_operator_accepts_goes_on(
+    store: QueueCore, clock: Clock
+) -> None:
+    holder: list[HandoffService] = []
+    accepting: list[str] = []
+
+    class AcceptedMidRead(_Proxy):
+        # the tick's check for answers from other gateways reads the call; meanwhile this
+        # gateway's operator accepts it (the tick failed with InvalidStateError on Redis)
+        async def call(self, call_id: str) -> object:
+            if accepting:
+                await holder[0].accept(accepting.pop())
+            return await self._store.call(call_id)
+
+    service = HandoffService(AcceptedMidRead(store), SETTINGS, clock=clock, owner="gw-a")  # type: ignore[arg-type]
+    holder.append(service)
+    await ready(service, "anna")
+    async with service.operator_feed("anna") as anna:
+        await service.enqueue(CallContext(call_id="c1", queue="operators"))
+        offer = (await event(anna, OperatorEventKind.OFFER)).offer
+        assert offer is not None
+        accepting.append(offer.id)
+        await service.tick()  # raised before
+        assert await asyncio.wait_for(service.wait_for_operator("c1"), 5) == "anna"
+
+
+async def test_a_burst_of_handoffs_shares_dispatch_rounds_and_every_call_is_offered(
+    store: QueueCore, clock: Clock
+) -> None:
+    rounds: list[int] = []
+
+    class CountedRounds(_Proxy):
+        async def operators(self) -> object:  # one read per dispatch round
+            rounds.append(1)
+            await asyncio.sleep(0.01)  # a round that takes a while, as over the network
+            return await self._store.operators()
+
+    service = HandoffService(CountedRounds(store), SETTINGS, clock=clock, owner="gw-a")  # type: ignore[arg-type]
+    operators = [f"op{n}" for n in range(10)]
+    for op in operators:
+        await ready(service, op)
+    feeds = [service.operator_feed(op) for op in operators]
+    opened = [await f.__aenter__() for f in feeds]
+    try:
+        rounds.clear()
+        await asyncio.gather(
+            *(service.enqueue(CallContext(call_id=f"c{n}", queue="operators")) for n in range(10))
+        )
+        offered = set()
+        for feed in opened:
+            got = await event(feed, OperatorEventKind.OFFER)
+            assert got.offer is not None
+            offered.add(got.offer.call_id)
+        assert offered == {f"c{n}" for n in range(10)}
+        assert len(rounds) <= 3  # one round per handoff before: 10
+    finally:
+        for f in feeds:
+            await f.__aexit__(None, None, None)

@@ -401,3 +401,34 @@ async def test_concurrent_operators_never_share_a_call(store: QueueCore) -> None
 
     await asyncio.gather(*(work(f"o{i}") for i in range(operators)))
     assert sorted(claimed) == sorted(f"c{i}" for i in range(calls))
+
+
+async def test_claims_in_a_batch_follow_routing_and_skip_who_cannot_take(
+    store: QueueCore, clock: Clock
+) -> None:
+    for call_id in ["a", "b", "c"]:
+        await store.enqueue(ctx(call_id), OWNER)
+        clock.advance(1)
+    await store.enqueue(ctx("legal", skill="law"), OWNER)
+    for op in ["o1", "o2", "o3"]:
+        await on_duty(store, op)
+    await store.set_state("o2", OperatorState.AWAY)
+    await on_duty(store, "lawyer", skills=["law"])
+    offers = await store.claim_each(["o1", "o2", "o3", "lawyer", "o1"], LEASE)
+    assert [(o.operator_id, o.call_id) for o in offers] == [
+        ("o1", "a"),
+        ("o3", "b"),
+        ("lawyer", "c"),  # the longest waiting fits a lawyer too
+    ]
+    assert await store.claim_each(["o1", "o3"], LEASE) == []  # both hold an offer
+
+
+async def test_batches_claimed_at_once_never_share_a_call(store: QueueCore) -> None:
+    for i in range(30):
+        await store.enqueue(ctx(f"c{i}"), OWNER)
+    groups = [[f"g{g}o{i}" for i in range(5)] for g in range(4)]
+    for op in (op for group in groups for op in group):
+        await on_duty(store, op)
+    batches = await asyncio.gather(*(store.claim_each(group, LEASE) for group in groups))
+    claimed = [o.call_id for batch in batches for o in batch]
+    assert len(claimed) == 20 and len(set(claimed)) == 20

@@ -172,7 +172,7 @@ class LexicalIndex:
     ) -> Lexical:
         tokens = [self._correct(t) for t in tokens]
         # Leave-one-out: words only the excluded example uses are words the KB does not know.
-        # (its words from its text: 10,000 sets were a fifth of a reload's unpickling)
+        # (its words from its text: a set per example was a large share of a reload's unpickling)
         own_words = set(self._choices[exclude].split()) if exclude is not None else set()
         gone = {t for t in own_words if len(self._postings[t][0]) == 1}
         n = self.n_intents

@@ -279,14 +279,8 @@ class RedisStore(QueueCore):
                     await pipe.reset()
 
     async def claim_next(self, operator_id: str, lease_s: float) -> Offer | None:
-        now = self.clock()
-        call_id = await self._claim(args=[self.prefix, operator_id, repr(now), lease_s, new_id()])
-        if not call_id:
-            return None
-        call = await self.call(call_id)
-        if call is None or call.operator_id != operator_id:
-            return None  # the caller left (or the lease was swept) in between
-        return offer_of(call, now)
+        offers = await self.claim_each([operator_id], lease_s)
+        return offers[0] if offers else None
 
     async def claim_each(self, operator_ids: Sequence[str], lease_s: float) -> list[Offer]:
         # A dispatch round claims for every idle operator: one at a time that was a round trip
@@ -308,7 +302,8 @@ class RedisStore(QueueCore):
         return [
             offer_of(call, now)
             for (op, _), row in zip(pairs, rows, strict=True)
-            if (call := _call_of(row)) is not None and call.operator_id == op  # caller stayed
+            # the caller may have left (or the lease been swept) in between
+            if (call := _call_of(row)) is not None and call.operator_id == op
         ]
 
     async def call(self, call_id: str) -> WaitingCall | None:

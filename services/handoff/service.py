@@ -361,8 +361,7 @@ class HandoffService:
 
         Requests coalesce: while a round runs, another request only makes it go round once
         more (and returns no offers itself). A round costs a claim per idle operator, and on
-        Redis a burst of handoffs queued a round each behind the lock: offers came ~0.5 s late
-        (bench/handoff_load.py)."""
+        Redis a burst of handoffs queued a round each behind the lock (bench/handoff_load.py)."""
         self._dispatch_wanted = True
         if self._dispatch_lock.locked():
             return []

@@ -34,6 +34,7 @@ SETS = {  # name -> (KB directory, eval file)
     "demo": (ROOT / "knowledge_base", EVAL / "kb_eval.yaml"),
     "demo_natural": (ROOT / "knowledge_base", EVAL / "kb_eval_natural.yaml"),
     "bank": (EVAL / "kb_bank", EVAL / "kb_bank_eval.yaml"),
+    "isp": (EVAL / "kb_isp", EVAL / "kb_isp_eval.yaml"),
 }
 KINDS = ("plain", "colloquial", "long", "short", "slips", "mixed", "kb tests")
 OOS_KINDS = ("near_miss", "foreign")

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EVAL = ROOT / "bench" / "eval"
 DEMO_KB = ROOT / "knowledge_base"
 BANK_KB = EVAL / "kb_bank"
+ISP_KB = EVAL / "kb_isp"
 CATEGORIES = ("plain", "colloquial", "long", "short", "slips")
 ACTS = ("bye", "thanks", "yes", "no", "repeat", "hello", "operator")
 DEMO_ACT_SCENARIOS = {"goodbye", "repeat", "operator"}  # measured by acts_eval.yaml instead
@@ -42,6 +43,7 @@ class KBSet:
 SETS = [
     KBSet("kb_eval_natural.yaml", DEMO_KB, 4, 0, 30, 15, frozenset(DEMO_ACT_SCENARIOS)),
     KBSet("kb_bank_eval.yaml", BANK_KB, 5, 300, 35, 35, frozenset()),
+    KBSet("kb_isp_eval.yaml", ISP_KB, 5, 320, 40, 35, frozenset()),
 ]
 
 

@@ -5,8 +5,8 @@
    Out-of-scope queries: `background.yaml` (questions on other subjects, the same for every KB;
    those this KB covers well are dropped) and near misses made from the KB's own examples —
    the most informative word swapped for one the KB never uses, or such a word added.
-2. **Weights.** A softmax over each query's candidates and "none" (label: the query's
-   scenario, or "none" for out-of-scope queries and those whose scenario is no candidate).
+2. **Weights.** A logistic regression over every candidate of every query (label: the
+   candidate is the query's scenario; out-of-scope queries have none).
 3. **Thresholds,** from 5-fold cross-validated probabilities of the same queries: the lowest
    answer threshold whose wrong answers stay ≤ `MAX_WRONG` of the in-scope queries and whose
    answered out-of-scope queries stay ≤ `MAX_OOS_ANSWERED`; then the clarify threshold that
@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from scipy.optimize import minimize
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from services.dialog.features import Evidence
 from services.dialog.lexical import LexicalIndex
-from services.dialog.model import Model, Thresholds, decide, softmax_with_none
+from services.dialog.model import Model, Thresholds, decide
 
 BACKGROUND = Path(__file__).with_name("background.yaml")
 MAX_WRONG = 0.02  # of in-scope queries answered with another scenario
@@ -49,7 +49,7 @@ NEAR_MISSES = 150
 SPOKEN = 200
 VERBATIM = 100
 BACKGROUND_COVERED = 0.6  # a background question this KB covers this well may be in scope
-REGULARIZATION = 1.0  # inverse L2 strength of the softmax weights
+REGULARIZATION = 1.0  # inverse L2 strength of the logistic regression
 GRID = np.round(np.arange(0.05, 0.991, 0.01), 2)
 
 
@@ -178,46 +178,12 @@ def evidence(ev: Evidence, queries: Sequence[Query]) -> list[tuple[np.ndarray, n
     return out
 
 
-@dataclass
-class _Fitted:
-    mean: np.ndarray
-    scale: np.ndarray
-    weights: np.ndarray
-    none: float  # the score of "none of the candidates"
-
-    def probabilities(self, x: np.ndarray, group: np.ndarray) -> np.ndarray:
-        return softmax_with_none((x - self.mean) / self.scale @ self.weights, group, self.none)
-
-
-def _fit(x: np.ndarray, y: np.ndarray, group: np.ndarray) -> _Fitted:
-    """The softmax over each query's candidates and "none" (services/dialog/model.py), by
-    L-BFGS on its log-likelihood with an L2 penalty on the weights. scikit-learn has no
-    conditional logit; this is its textbook gradient."""
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, LogisticRegression]:
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    z = (x - mean) / scale
-    new = np.r_[True, group[1:] != group[:-1]]
-    starts = np.flatnonzero(new)
-    run = np.cumsum(new) - 1
-    # queries whose right scenario is not among the candidates (or none is) pick "none"
-    none_label = 1.0 - np.add.reduceat(y.astype(np.float64), starts)
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = theta[:-1], theta[-1]
-        s = z @ w
-        top = np.maximum(np.maximum.reduceat(s, starts), b)
-        e = np.exp(s - top[run])
-        e_none = np.exp(b - top)
-        total = np.add.reduceat(e, starts) + e_none
-        log_total = np.log(total) + top
-        nll = float((log_total - np.add.reduceat(s * y, starts) - none_label * b).sum())
-        p = e / total[run]
-        grad_w = z.T @ (p - y) + w / REGULARIZATION
-        grad_b = float((e_none / total - none_label).sum())
-        return nll + 0.5 * float(w @ w) / REGULARIZATION, np.r_[grad_w, grad_b]
-
-    theta = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B").x
-    return _Fitted(mean, scale, theta[:-1], float(theta[-1]))
+    reg = LogisticRegression(C=REGULARIZATION, max_iter=2000)
+    reg.fit((x - mean) / scale, y)
+    return mean, scale, reg
 
 
 def _outcomes(scored: Sequence[Scored], t: Thresholds) -> Counter[str]:
@@ -285,23 +251,22 @@ def train(
     n_examples = sum(q.kind is Kind.EXAMPLE for q in queries)
     if n_examples < MIN_QUERIES or y.sum() < 5 or y.all():
         prior = Model.prior()
-        oof = softmax_with_none(prior.scores(x), group, prior.bias)
+        oof = prior.probabilities(x)
         model = prior
     else:
-        fitted = _fit(x, y, group)
+        mean, scale, reg = _fit(x, y)
         oof = np.zeros(len(y))
         for fit_idx, held in GroupKFold(n_splits=5).split(x, y, group):
             if y[fit_idx].all() or not y[fit_idx].any():
                 oof[held] = 0.5
                 continue
-            oof[held] = _fit(x[fit_idx], y[fit_idx], group[fit_idx]).probabilities(
-                x[held], group[held]
-            )
+            m, s, r = _fit(x[fit_idx], y[fit_idx])
+            oof[held] = r.predict_proba((x[held] - m) / s)[:, 1]
         model = Model(
-            mean=fitted.mean.tolist(),
-            scale=fitted.scale.tolist(),
-            weights=fitted.weights.tolist(),
-            bias=fitted.none,
+            mean=mean.tolist(),
+            scale=scale.tolist(),
+            weights=reg.coef_[0].tolist(),
+            bias=float(reg.intercept_[0]),
             thresholds=Thresholds(answer=0.99, clarify=2.0),
             source="kb",
         )

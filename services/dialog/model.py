@@ -1,10 +1,7 @@
 """The fitted parts of a KB's matcher: feature weights and the answer / clarify thresholds.
 
-P(the caller means candidate c) = exp(s_c) / (exp(b) + Σ_j exp(s_j)), s_c = w · standardized
-features(c): a softmax over the query's candidates and "none of them" (score b), fitted at load
-on the KB's own examples (services/dialog/calibrate.py). One candidate far ahead of the others
-is likely even when its absolute evidence is modest (a colloquial turn); "none" wins when
-every candidate is weak (a question the KB does not cover). A KB too
+P(the caller means candidate c) = sigmoid(w · standardized features(c) + b): a logistic
+regression fitted at load on the KB's own examples (services/dialog/calibrate.py). A KB too
 small to fit one (fewer than `calibrate.MIN_QUERIES` examples) uses `prior.json`, the model
 fitted the same way on the demo KB.
 """
@@ -39,11 +36,8 @@ class Model(BaseModel):
     source: str  # "kb": fitted on this KB; "prior": the demo KB's (too few examples here)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        """P of each candidate row of one utterance (they and "none" sum to 1)."""
-        return softmax_with_none(self.scores(rows), np.zeros(len(rows), np.int64), self.bias)
-
-    def scores(self, rows: np.ndarray) -> np.ndarray:
-        return (rows - np.asarray(self.mean)) / np.asarray(self.scale) @ np.asarray(self.weights)
+        z = (rows - np.asarray(self.mean)) / np.asarray(self.scale) @ np.asarray(self.weights)
+        return 1 / (1 + np.exp(-(z + self.bias)))
 
     def described(self) -> dict[str, float]:
         return dict(zip(FEATURES, (round(w, 3) for w in self.weights), strict=True))
@@ -51,18 +45,6 @@ class Model(BaseModel):
     @classmethod
     def prior(cls) -> Model:
         return cls.model_validate(json.loads(PRIOR.read_text(encoding="utf-8")))
-
-
-def softmax_with_none(scores: np.ndarray, group: np.ndarray, none: float) -> np.ndarray:
-    """Per row, exp(score) / (exp(none) + Σ exp(scores of its group)); `group` labels the
-    utterance of each row, rows of one utterance contiguous."""
-    if not len(scores):
-        return scores
-    new = np.r_[True, group[1:] != group[:-1]]
-    starts, run = np.flatnonzero(new), np.cumsum(new) - 1
-    top = np.maximum(np.maximum.reduceat(scores, starts), none)[run]
-    e = np.exp(scores - top)
-    return e / (np.add.reduceat(e, starts)[run] + np.exp(none - top))
 
 
 def decide(first: float, second: float, has_second: bool, thresholds: Thresholds) -> Decision:

@@ -33,10 +33,11 @@ IN_SCOPE = [
 ]
 # Known failures when first run (issue 14): «потерять … делать» / «сколько стоить обслуживание»
 # carry the bank scenario; the unknown «ключ машина» / «машина дилер» do not outweigh them.
+MISSED = pytest.mark.xfail(strict=True, reason="near miss answered by the bank KB's model")
 NEAR_MISSES = [  # share words with a bank scenario, ask something the bank line does not answer
-    "потерял ключи от машины что делать",
+    pytest.param("потерял ключи от машины что делать", marks=MISSED),
     "как поменять пароль от вайфая",
-    "сколько стоит обслуживание машины у дилера",
+    pytest.param("сколько стоит обслуживание машины у дилера", marks=MISSED),
     "до скольки работает почта россии",
     "как перевести текст с английского",
 ]
@@ -82,5 +83,7 @@ def test_lines_are_neither_bank_examples_nor_eval_lines(bank: DialogEngine) -> N
     known = {plain(t) for sc in kb.scenarios.values() for t in (*sc.examples, *sc.tests)}
     eval_file = BANK_KB.parent / "kb_bank_eval.yaml"
     known |= {plain(line.strip(" -").split("#")[0]) for line in eval_file.read_text().splitlines()}
-    lines = [t for t, _ in IN_SCOPE] + NEAR_MISSES
+    lines = [t for t, _ in IN_SCOPE] + [
+        p if isinstance(p, str) else p.values[0] for p in NEAR_MISSES
+    ]
     assert not [t for t in lines if plain(t) in known]

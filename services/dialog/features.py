@@ -31,6 +31,9 @@ FEATURES = (
     "length",  # log(1 + words)
 )
 CANDIDATES = 6  # scenarios kept from each ranking (lexical, character)
+# Queries at once below which sparse × sparse is the faster product; above, sparse × dense is
+# (the sparse result is nearly full, and counting its entries first is a pass of its own).
+SPARSE_BELOW = 16
 
 
 class CharIndex:
@@ -105,7 +108,10 @@ class CharIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(best, centroid) cosines, one row per vector; `exclude[k]`: an example that row k
         must not see (leave-one-out: its own example, also out of its scenario's centroid)."""
-        sims = (vectors @ self._t).toarray()
+        if vectors.shape[0] < SPARSE_BELOW:
+            sims = (vectors @ self._t).toarray()
+        else:  # training's batches: one pass over the examples' rows (`.T` of CSR is CSC, free)
+            sims = np.asarray(self._t.T @ vectors.T.toarray()).T
         dots = (vectors @ self._sums_t).toarray()
         sq = np.tile(self._sq, (len(exclude), 1))
         for k, n in enumerate(exclude):

@@ -25,11 +25,16 @@ from services.dialog.engine import DialogEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 SET = ROOT / "bench" / "eval" / "acts_eval.yaml"
-KBS = {"demo": ROOT / "knowledge_base", "bank": ROOT / "bench" / "eval" / "kb_bank"}
+KBS = {
+    "demo": ROOT / "knowledge_base",
+    "bank": ROOT / "bench" / "eval" / "kb_bank",
+    "isp": ROOT / "bench" / "eval" / "kb_isp",
+}
 # Each KB's own caller sets: their in-scope questions must not be taken for acts.
 QUESTIONS = {
     "demo": ["kb_eval.yaml", "kb_eval_natural.yaml"],
     "bank": ["kb_bank_eval.yaml"],
+    "isp": ["kb_isp_eval.yaml"],
 }
 OUT = ROOT / "bench" / "results" / "acts_eval.md"
 HALVES = ("dev", "test")
@@ -194,7 +199,9 @@ def main() -> None:
         f"Set: `bench/eval/acts_eval.yaml`, {sum(ln.act is not None for ln in lines)} act lines "
         f"and {sum(ln.act is None for ln in lines)} not_acts; each line is the first turn of a "
         "fresh session. KBs: demo (`knowledge_base/`, which has its own goodbye / repeat / "
-        "operator scenarios) and bank (`bench/eval/kb_bank/`, which has none).",
+        "operator scenarios), bank (`bench/eval/kb_bank/`) and isp (`bench/eval/kb_isp/`), "
+        "which have none. isp was written after every rule here: its figures, its false "
+        "positives included, are held out.",
         "",
         HISTORY,
         "",
